@@ -1,0 +1,30 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace certfleet::agent::platform {
+
+// One event of the "Operations Manager" log, source "OpsMgr Connector".
+struct HostEvent {
+  absl::Time time;
+  int id = 0;
+  std::string level;  // "Information", "Warning", "Error"
+  std::string message;
+};
+
+// Thread-safety: implementations are safe to call from several threads.
+class EventLog {
+ public:
+  virtual ~EventLog() = default;
+
+  // Events written at or after `since`, oldest first, at most `max_events` (the newest ones).
+  // Lines that cannot be parsed are skipped. A missing log is empty, not an error.
+  virtual absl::StatusOr<std::vector<HostEvent>> ReadSince(absl::Time since,
+                                                           size_t max_events) = 0;
+};
+
+}  // namespace certfleet::agent::platform
