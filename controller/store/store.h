@@ -39,7 +39,9 @@ class Store {
   virtual absl::Status CreateAgent(const AgentRecord& agent) = 0;
 
   // Consumes the token and creates the agent in one transaction: either both happen or
-  // neither. Errors as ConsumeJoinToken and CreateAgent.
+  // neither. The stored agent's labels are agent.labels with the token's labels merged over
+  // them (the token wins on a shared key); its FQDN is checked against the token's binding as
+  // in ConsumeJoinToken. Errors as ConsumeJoinToken and CreateAgent.
   virtual absl::StatusOr<JoinTokenRecord> EnrollAgent(absl::string_view token_hash,
                                                       const AgentRecord& agent,
                                                       absl::Time now) = 0;

@@ -1,0 +1,113 @@
+#pragma once
+
+// The default Store: one SQLite database file in WAL mode, schema by versioned migrations
+// (SqliteStore::Migrations()). Column encodings (times, lists, labels) are described in
+// controller/store/sqlite/encoding.h.
+//
+//   CF_ASSIGN_OR_RETURN(std::unique_ptr<Store> store,
+//                       SqliteStore::Open({.path = "/var/lib/certfleet/controller.db"}));
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/sqlite/database.h"
+#include "common/sqlite/migration.h"
+#include "controller/store/records.h"
+#include "controller/store/store.h"
+
+namespace certfleet::controller::store {
+
+// Thread-safety: thread-safe. Every method holds one mutex around the one connection for its
+// whole transaction, so calls are serialized within the process (a 500,000-row inventory
+// blocks other callers while it is written; run store calls on the controller's own executor,
+// never on a gRPC callback thread). Several processes may open the same file: SQLite's locks
+// arbitrate, and a call that waits for another process's lock longer than
+// Options::busy_timeout fails with Unavailable.
+//
+// Beyond the Store contract:
+// - Every method validates its input before writing and fails with InvalidArgument on empty
+//   ids, token hashes, FQDNs, stores or thumbprints, on a thumbprint containing '/', on a
+//   certificate whose agent_id names another agent, on a removed key that is not
+//   "<store>/<thumbprint>", and (ReplaceInventory) on two certificates with the same Key().
+//   Nothing is written then.
+// - FQDNs compare ASCII case-insensitively, both for FindAgentByFqdn and for a token bound to
+//   an FQDN. ListAgents and ListCertificates order FQDNs bytewise.
+// - A stored value that cannot be decoded is DataLoss.
+// - Times keep microsecond precision (see encoding.h).
+class SqliteStore final : public Store {
+ public:
+  struct Options {
+    // The database file; created (mode 0600) when missing. Its directory must exist.
+    std::string path;
+    // How long a call waits for another process holding the database lock.
+    absl::Duration busy_timeout = absl::Seconds(5);
+    // Verify the whole file (PRAGMA quick_check) at open; O(size of the database).
+    bool quick_check = false;
+  };
+
+  // Opens or creates the database and migrates its schema to the current version. Errors name
+  // the path: DataLoss when the file is not an SQLite database or is corrupt; FailedPrecondition
+  // when it was written by a newer certfleet (a newer schema version); NotFound when its
+  // directory is missing; PermissionDenied when it may not be opened for writing; Unavailable
+  // when another process holds it locked past the busy timeout; InvalidArgument for an empty
+  // path.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const Options& options);
+
+  // The schema, oldest first. Released migrations are never edited, only appended to.
+  static const std::vector<common::sqlite::Migration>& Migrations();
+
+  absl::Status CreateJoinToken(const JoinTokenRecord& token) override;
+  absl::StatusOr<JoinTokenRecord> ConsumeJoinToken(absl::string_view token_hash,
+                                                   absl::string_view fqdn,
+                                                   absl::string_view agent_id,
+                                                   absl::Time now) override;
+  absl::Status CreateAgent(const AgentRecord& agent) override;
+  absl::StatusOr<JoinTokenRecord> EnrollAgent(absl::string_view token_hash,
+                                              const AgentRecord& agent, absl::Time now) override;
+  absl::StatusOr<AgentRecord> GetAgent(absl::string_view id) override;
+  absl::StatusOr<AgentRecord> FindAgentByFqdn(absl::string_view fqdn) override;
+  absl::StatusOr<std::vector<AgentRecord>> ListAgents() override;
+  absl::Status RecordAgentSeen(absl::string_view id, absl::string_view platform,
+                               absl::string_view version, absl::Time seen) override;
+  absl::Status ReplaceInventory(absl::string_view agent_id, uint64_t generation,
+                                const std::vector<CertificateRecord>& certificates,
+                                const BindingRecord& binding, absl::Time seen) override;
+  absl::Status ApplyInventoryDelta(absl::string_view agent_id, uint64_t base_generation,
+                                   uint64_t generation,
+                                   const std::vector<CertificateRecord>& changed,
+                                   const std::vector<std::string>& removed,
+                                   const BindingRecord& binding, absl::Time seen) override;
+  absl::StatusOr<std::vector<CertificateRecord>> ListCertificates(
+      const CertificateFilter& filter) override;
+
+ private:
+  explicit SqliteStore(std::unique_ptr<common::sqlite::Database> db) : db_(std::move(db)) {}
+
+  // Each runs inside a transaction the caller holds.
+  absl::StatusOr<JoinTokenRecord> ConsumeJoinTokenLocked(absl::string_view token_hash,
+                                                         absl::string_view fqdn,
+                                                         absl::string_view agent_id, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status InsertAgentLocked(const AgentRecord& agent) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sets the binding, generation and last-seen time of `agent_id`. NotFound when unknown.
+  absl::Status UpdateBindingLocked(absl::string_view agent_id, uint64_t generation,
+                                   const BindingRecord& binding, absl::Time seen)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes `certificate` of `agent_id` with the statement `sql` (an INSERT variant).
+  absl::Status WriteCertificateLocked(absl::string_view sql, absl::string_view agent_id,
+                                      const CertificateRecord& certificate)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  const std::unique_ptr<common::sqlite::Database> db_ ABSL_PT_GUARDED_BY(mu_);
+};
+
+}  // namespace certfleet::controller::store

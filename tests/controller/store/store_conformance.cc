@@ -1,0 +1,824 @@
+#include "tests/controller/store/store_conformance.h"
+
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/model/certificate.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace certfleet::controller::store {
+
+std::string StoreImplementationName(const ::testing::TestParamInfo<StoreImplementation>& info) {
+  return info.param.name;
+}
+
+void StoreConformanceTest::SetUp() {
+  factory_ = GetParam().make_factory();
+  ASSERT_NE(factory_, nullptr);
+  absl::StatusOr<std::unique_ptr<Store>> store = factory_->NewStore();
+  ASSERT_TRUE(store.ok()) << store.status();
+  store_ = std::move(*store);
+}
+
+void StoreConformanceTest::TearDown() {
+  store_.reset();
+  factory_.reset();
+}
+
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'790'000'000);  // 2026-09-21
+const absl::Duration kDay = absl::Hours(24);
+
+// Labels with the bytes an encoding is most likely to mangle.
+std::map<std::string, std::string> AwkwardLabels() {
+  return {
+      {"site", "paris"},
+      {"a=b", "c,d;e"},
+      {"multi\nline", "tab\there"},
+      {"", "empty key"},
+      {"empty value", ""},
+      {std::string("nul\0byte", 8), "\xff\xfe not utf-8"},
+      {"json", R"({"k": ["v"]})"},
+      {"4:netstring,", "3:abc,"},
+  };
+}
+
+JoinTokenRecord Token(const std::string& hash, absl::Time expires_at = kT0 + kDay) {
+  JoinTokenRecord token;
+  token.token_hash = hash;
+  token.labels = {{"site", "paris"}, {"tier", "web"}};
+  token.created_at = kT0 - absl::Hours(1);
+  token.expires_at = expires_at;
+  token.created_by = "alice";
+  return token;
+}
+
+AgentRecord Agent(const std::string& id, const std::string& fqdn, absl::Time enrolled_at = kT0) {
+  AgentRecord agent;
+  agent.id = id;
+  agent.fqdn = fqdn;
+  agent.labels = {{"site", "paris"}};
+  agent.platform = "windows";
+  agent.version = "1.2.3";
+  agent.enrolled_at = enrolled_at;
+  agent.identity_serial = "0A1B";
+  agent.identity_not_after = enrolled_at + 30 * kDay;
+  return agent;
+}
+
+CertificateRecord Certificate(const std::string& store, const std::string& thumbprint,
+                              absl::Time not_after, std::vector<std::string> problems = {},
+                              std::vector<std::string> drift = {}) {
+  CertificateRecord cert;
+  cert.store = store;
+  cert.location = "LocalMachine";
+  cert.problems = std::move(problems);
+  cert.drift = std::move(drift);
+  common::model::CertificateInfo& info = cert.info;
+  info.subject = "CN=" + thumbprint + ".example.com,O=Example";
+  info.subject_cn = thumbprint + ".example.com";
+  info.issuer = "CN=Example CA";
+  info.dns_names = {thumbprint + ".example.com", "alias.example.com"};
+  info.uris = {"spiffe://example.com/host"};
+  info.serial = "01AB";
+  info.channel_serial = "AB01";
+  info.thumbprint = thumbprint;
+  info.sha256 = "SHA256-" + thumbprint;
+  info.not_before = not_after - 365 * kDay;
+  info.not_after = not_after;
+  info.key_algorithm = "RSA";
+  info.key_bits = 2048;
+  info.signature_hash = "SHA256";
+  info.has_key_usage = true;
+  info.key_usage = common::model::kDigitalSignature | common::model::kKeyEncipherment;
+  info.extended_key_usage = {std::string(common::model::kServerAuthOid),
+                             std::string(common::model::kClientAuthOid)};
+  info.is_ca = false;
+  info.template_name = "SCOMAgent";
+  info.has_private_key = true;
+  return cert;
+}
+
+void ExpectSameToken(const JoinTokenRecord& actual, const JoinTokenRecord& expected) {
+  EXPECT_EQ(actual.token_hash, expected.token_hash);
+  EXPECT_EQ(actual.fqdn, expected.fqdn);
+  EXPECT_EQ(actual.labels, expected.labels);
+  EXPECT_EQ(actual.created_at, expected.created_at);
+  EXPECT_EQ(actual.expires_at, expected.expires_at);
+  EXPECT_EQ(actual.used_at, expected.used_at);
+  EXPECT_EQ(actual.used_by_agent, expected.used_by_agent);
+  EXPECT_EQ(actual.created_by, expected.created_by);
+}
+
+void ExpectSameAgent(const AgentRecord& actual, const AgentRecord& expected) {
+  EXPECT_EQ(actual.id, expected.id);
+  EXPECT_EQ(actual.fqdn, expected.fqdn);
+  EXPECT_EQ(actual.labels, expected.labels);
+  EXPECT_EQ(actual.platform, expected.platform);
+  EXPECT_EQ(actual.version, expected.version);
+  EXPECT_EQ(actual.enrolled_at, expected.enrolled_at);
+  EXPECT_EQ(actual.last_seen, expected.last_seen);
+  EXPECT_EQ(actual.identity_serial, expected.identity_serial);
+  EXPECT_EQ(actual.identity_not_after, expected.identity_not_after);
+  EXPECT_EQ(actual.channel_serial, expected.channel_serial);
+  EXPECT_EQ(actual.drift, expected.drift);
+  EXPECT_EQ(actual.inventory_generation, expected.inventory_generation);
+}
+
+void ExpectSameCertificate(const CertificateRecord& actual, const CertificateRecord& expected) {
+  SCOPED_TRACE(expected.Key());
+  EXPECT_EQ(actual.agent_id, expected.agent_id);
+  EXPECT_EQ(actual.store, expected.store);
+  EXPECT_EQ(actual.location, expected.location);
+  EXPECT_EQ(actual.problems, expected.problems);
+  EXPECT_EQ(actual.bound, expected.bound);
+  EXPECT_EQ(actual.drift, expected.drift);
+  const common::model::CertificateInfo& a = actual.info;
+  const common::model::CertificateInfo& e = expected.info;
+  EXPECT_EQ(a.subject, e.subject);
+  EXPECT_EQ(a.subject_cn, e.subject_cn);
+  EXPECT_EQ(a.issuer, e.issuer);
+  EXPECT_EQ(a.dns_names, e.dns_names);
+  EXPECT_EQ(a.uris, e.uris);
+  EXPECT_EQ(a.serial, e.serial);
+  EXPECT_EQ(a.channel_serial, e.channel_serial);
+  EXPECT_EQ(a.thumbprint, e.thumbprint);
+  EXPECT_EQ(a.sha256, e.sha256);
+  EXPECT_EQ(a.not_before, e.not_before);
+  EXPECT_EQ(a.not_after, e.not_after);
+  EXPECT_EQ(a.key_algorithm, e.key_algorithm);
+  EXPECT_EQ(a.key_bits, e.key_bits);
+  EXPECT_EQ(a.signature_hash, e.signature_hash);
+  EXPECT_EQ(a.has_key_usage, e.has_key_usage);
+  EXPECT_EQ(a.key_usage, e.key_usage);
+  EXPECT_EQ(a.extended_key_usage, e.extended_key_usage);
+  EXPECT_EQ(a.is_ca, e.is_ca);
+  EXPECT_EQ(a.template_name, e.template_name);
+  EXPECT_EQ(a.has_private_key, e.has_private_key);
+}
+
+std::vector<std::string> Keys(const std::vector<CertificateRecord>& certificates) {
+  std::vector<std::string> keys;
+  for (const CertificateRecord& cert : certificates) {
+    keys.push_back(absl::StrCat(cert.agent_id, ":", cert.Key()));
+  }
+  return keys;
+}
+
+std::vector<std::string> Ids(const std::vector<AgentRecord>& agents) {
+  std::vector<std::string> ids;
+  for (const AgentRecord& agent : agents) ids.push_back(agent.id);
+  return ids;
+}
+
+// --- Join tokens ---
+
+TEST_P(StoreConformanceTest, ACreatedTokenIsConsumedOnceAndComesBackMarkedUsed) {
+  JoinTokenRecord token = Token("hash-1");
+  token.labels = AwkwardLabels();
+  ASSERT_TRUE(store().CreateJoinToken(token).ok());
+
+  absl::StatusOr<JoinTokenRecord> used =
+      store().ConsumeJoinToken("hash-1", "web1.example.com", "agent-1", kT0);
+  ASSERT_TRUE(used.ok()) << used.status();
+  JoinTokenRecord expected = token;
+  expected.used_at = kT0;
+  expected.used_by_agent = "agent-1";
+  ExpectSameToken(*used, expected);
+}
+
+TEST_P(StoreConformanceTest, CreatingATokenWithAnExistingHashIsAlreadyExists) {
+  ASSERT_TRUE(store().CreateJoinToken(Token("hash-1")).ok());
+  absl::Status status = store().CreateJoinToken(Token("hash-1"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kAlreadyExists) << status;
+}
+
+TEST_P(StoreConformanceTest, ATokenWithAnEmptyHashIsInvalidArgument) {
+  EXPECT_EQ(store().CreateJoinToken(Token("")).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().ConsumeJoinToken("", "web1.example.com", "agent-1", kT0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreConformanceTest, ConsumingWithAnEmptyAgentIdOrFqdnIsInvalidArgumentAndLeavesItUnused) {
+  ASSERT_TRUE(store().CreateJoinToken(Token("hash-1")).ok());
+  EXPECT_EQ(store().ConsumeJoinToken("hash-1", "web1.example.com", "", kT0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().ConsumeJoinToken("hash-1", "", "agent-1", kT0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(store().ConsumeJoinToken("hash-1", "web1.example.com", "agent-1", kT0).ok());
+}
+
+TEST_P(StoreConformanceTest, ConsumingAnUnknownTokenIsNotFound) {
+  ASSERT_TRUE(store().CreateJoinToken(Token("hash-1")).ok());
+  absl::StatusOr<JoinTokenRecord> used =
+      store().ConsumeJoinToken("hash-2", "web1.example.com", "agent-1", kT0);
+  EXPECT_EQ(used.status().code(), absl::StatusCode::kNotFound) << used.status();
+}
+
+TEST_P(StoreConformanceTest, ConsumingAUsedTokenIsFailedPreconditionAlreadyUsed) {
+  ASSERT_TRUE(store().CreateJoinToken(Token("hash-1")).ok());
+  ASSERT_TRUE(store().ConsumeJoinToken("hash-1", "web1.example.com", "agent-1", kT0).ok());
+  absl::StatusOr<JoinTokenRecord> again =
+      store().ConsumeJoinToken("hash-1", "web2.example.com", "agent-2", kT0 + absl::Minutes(1));
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition) << again.status();
+  EXPECT_THAT(std::string(again.status().message()), HasSubstr("already used"));
+}
+
+TEST_P(StoreConformanceTest, ATokenCreatedUsedCannotBeConsumed) {
+  JoinTokenRecord token = Token("hash-1");
+  token.used_at = kT0 - absl::Minutes(5);
+  token.used_by_agent = "agent-0";
+  ASSERT_TRUE(store().CreateJoinToken(token).ok());
+  EXPECT_EQ(store().ConsumeJoinToken("hash-1", "web1.example.com", "agent-1", kT0).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_P(StoreConformanceTest, ConsumingAnExpiredTokenIsFailedPreconditionAndLeavesItUnused) {
+  ASSERT_TRUE(store().CreateJoinToken(Token("hash-1", kT0 + kDay)).ok());
+  for (absl::Time late : {kT0 + kDay, kT0 + 2 * kDay}) {
+    absl::StatusOr<JoinTokenRecord> used =
+        store().ConsumeJoinToken("hash-1", "web1.example.com", "agent-1", late);
+    EXPECT_EQ(used.status().code(), absl::StatusCode::kFailedPrecondition) << used.status();
+    EXPECT_THAT(std::string(used.status().message()), HasSubstr("expired"));
+  }
+  // Not marked used: a consumer whose clock is earlier still gets it.
+  EXPECT_TRUE(
+      store()
+          .ConsumeJoinToken("hash-1", "web1.example.com", "agent-1", kT0 + kDay - absl::Seconds(1))
+          .ok());
+}
+
+TEST_P(StoreConformanceTest, ATokenBoundToAnotherFqdnIsPermissionDeniedAndStaysUnused) {
+  JoinTokenRecord token = Token("hash-1");
+  token.fqdn = "web1.example.com";
+  ASSERT_TRUE(store().CreateJoinToken(token).ok());
+  absl::StatusOr<JoinTokenRecord> wrong =
+      store().ConsumeJoinToken("hash-1", "web2.example.com", "agent-2", kT0);
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kPermissionDenied) << wrong.status();
+
+  absl::StatusOr<JoinTokenRecord> right =
+      store().ConsumeJoinToken("hash-1", "web1.example.com", "agent-1", kT0);
+  ASSERT_TRUE(right.ok()) << right.status();
+  EXPECT_EQ(right->used_by_agent, "agent-1");
+  EXPECT_EQ(right->fqdn, std::optional<std::string>("web1.example.com"));
+}
+
+TEST_P(StoreConformanceTest, ATokenBoundToAnFqdnAcceptsItInAnyCase) {
+  JoinTokenRecord token = Token("hash-1");
+  token.fqdn = "Web1.Example.COM";
+  ASSERT_TRUE(store().CreateJoinToken(token).ok());
+  EXPECT_TRUE(store().ConsumeJoinToken("hash-1", "web1.example.com", "agent-1", kT0).ok());
+}
+
+TEST_P(StoreConformanceTest, ExactlyOneOfManyConcurrentConsumersGetsTheToken) {
+  ASSERT_TRUE(store().CreateJoinToken(Token("hash-1")).ok());
+  constexpr int kThreads = 8;
+  std::atomic<int> winners{0};
+  std::atomic<int> already_used{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      absl::StatusOr<JoinTokenRecord> used =
+          store().ConsumeJoinToken("hash-1", "web1.example.com", absl::StrCat("agent-", i), kT0);
+      if (used.ok()) ++winners;
+      if (used.status().code() == absl::StatusCode::kFailedPrecondition) ++already_used;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(winners.load(), 1);
+  EXPECT_EQ(already_used.load(), kThreads - 1);
+}
+
+// --- Agents ---
+
+TEST_P(StoreConformanceTest, ACreatedAgentComesBackWithEveryField) {
+  AgentRecord agent = Agent("agent-1", "web1.example.com");
+  agent.labels = AwkwardLabels();
+  agent.last_seen = kT0 + absl::Microseconds(1'234'567);
+  agent.channel_serial = "CAFE";
+  agent.drift = {"NOT_BOUND", "RENEWED_NOT_ACTIVE"};
+  agent.inventory_generation = std::numeric_limits<uint64_t>::max();
+  ASSERT_TRUE(store().CreateAgent(agent).ok());
+
+  absl::StatusOr<AgentRecord> got = store().GetAgent("agent-1");
+  ASSERT_TRUE(got.ok()) << got.status();
+  ExpectSameAgent(*got, agent);
+}
+
+TEST_P(StoreConformanceTest, AnAgentNeverSeenHasNoLastSeen) {
+  ASSERT_TRUE(store().CreateAgent(Agent("agent-1", "web1.example.com")).ok());
+  absl::StatusOr<AgentRecord> got = store().GetAgent("agent-1");
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->last_seen, std::nullopt);
+  EXPECT_EQ(got->inventory_generation, 0u);
+}
+
+TEST_P(StoreConformanceTest, CreatingAnAgentWithAnExistingIdIsAlreadyExists) {
+  ASSERT_TRUE(store().CreateAgent(Agent("agent-1", "web1.example.com")).ok());
+  absl::Status status = store().CreateAgent(Agent("agent-1", "web2.example.com"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kAlreadyExists) << status;
+  EXPECT_EQ(store().GetAgent("agent-1")->fqdn, "web1.example.com");
+}
+
+TEST_P(StoreConformanceTest, AnAgentWithoutIdOrFqdnIsInvalidArgument) {
+  EXPECT_EQ(store().CreateAgent(Agent("", "web1.example.com")).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().CreateAgent(Agent("agent-1", "")).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().GetAgent("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(*store().ListAgents(), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, GettingAnUnknownAgentIsNotFound) {
+  ASSERT_TRUE(store().CreateAgent(Agent("agent-1", "web1.example.com")).ok());
+  EXPECT_EQ(store().GetAgent("agent-2").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, AgentsAreListedByFqdnThenId) {
+  ASSERT_TRUE(store().CreateAgent(Agent("c", "b.example.com")).ok());
+  ASSERT_TRUE(store().CreateAgent(Agent("a", "c.example.com")).ok());
+  ASSERT_TRUE(store().CreateAgent(Agent("d", "a.example.com")).ok());
+  ASSERT_TRUE(store().CreateAgent(Agent("b", "b.example.com")).ok());
+  absl::StatusOr<std::vector<AgentRecord>> agents = store().ListAgents();
+  ASSERT_TRUE(agents.ok()) << agents.status();
+  EXPECT_THAT(Ids(*agents), ElementsAre("d", "b", "c", "a"));
+}
+
+TEST_P(StoreConformanceTest, NoAgentsListEmpty) {
+  absl::StatusOr<std::vector<AgentRecord>> agents = store().ListAgents();
+  ASSERT_TRUE(agents.ok()) << agents.status();
+  EXPECT_THAT(*agents, IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, FindAgentByFqdnIgnoresCase) {
+  ASSERT_TRUE(store().CreateAgent(Agent("agent-1", "Web1.Example.com")).ok());
+  ASSERT_TRUE(store().CreateAgent(Agent("agent-2", "web2.example.com")).ok());
+  for (absl::string_view fqdn : {"web1.example.com", "WEB1.EXAMPLE.COM", "Web1.Example.com"}) {
+    absl::StatusOr<AgentRecord> found = store().FindAgentByFqdn(fqdn);
+    ASSERT_TRUE(found.ok()) << fqdn << ": " << found.status();
+    EXPECT_EQ(found->id, "agent-1");
+    EXPECT_EQ(found->fqdn, "Web1.Example.com");
+  }
+}
+
+TEST_P(StoreConformanceTest, FindAgentByAnUnknownFqdnIsNotFound) {
+  ASSERT_TRUE(store().CreateAgent(Agent("agent-1", "web1.example.com")).ok());
+  EXPECT_EQ(store().FindAgentByFqdn("web1.example").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store().FindAgentByFqdn("web1.example.com.au").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, FindAgentByFqdnReturnsTheMostRecentlyEnrolled) {
+  ASSERT_TRUE(store().CreateAgent(Agent("old", "web1.example.com", kT0 - 10 * kDay)).ok());
+  ASSERT_TRUE(store().CreateAgent(Agent("new", "WEB1.example.com", kT0)).ok());
+  ASSERT_TRUE(store().CreateAgent(Agent("middle", "web1.example.com", kT0 - kDay)).ok());
+  absl::StatusOr<AgentRecord> found = store().FindAgentByFqdn("web1.example.com");
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_EQ(found->id, "new");
+}
+
+TEST_P(StoreConformanceTest, RecordAgentSeenUpdatesPlatformVersionAndLastSeen) {
+  AgentRecord agent = Agent("agent-1", "web1.example.com");
+  ASSERT_TRUE(store().CreateAgent(agent).ok());
+  ASSERT_TRUE(store().RecordAgentSeen("agent-1", "linux", "2.0.0", kT0 + kDay).ok());
+  absl::StatusOr<AgentRecord> got = store().GetAgent("agent-1");
+  ASSERT_TRUE(got.ok());
+  agent.platform = "linux";
+  agent.version = "2.0.0";
+  agent.last_seen = kT0 + kDay;
+  ExpectSameAgent(*got, agent);
+}
+
+TEST_P(StoreConformanceTest, RecordAgentSeenOfAnUnknownAgentIsNotFound) {
+  absl::Status status = store().RecordAgentSeen("agent-1", "linux", "2.0.0", kT0);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_EQ(store().RecordAgentSeen("", "linux", "2.0.0", kT0).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// --- Enrollment ---
+
+TEST_P(StoreConformanceTest, EnrollAgentConsumesTheTokenAndCreatesTheAgent) {
+  ASSERT_TRUE(store().CreateJoinToken(Token("hash-1")).ok());
+  AgentRecord agent = Agent("agent-1", "web1.example.com");
+  absl::StatusOr<JoinTokenRecord> token = store().EnrollAgent("hash-1", agent, kT0);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(token->used_by_agent, "agent-1");
+  EXPECT_EQ(token->used_at, std::optional<absl::Time>(kT0));
+  EXPECT_EQ(token->labels, Token("hash-1").labels);
+
+  absl::StatusOr<AgentRecord> got = store().GetAgent("agent-1");
+  ASSERT_TRUE(got.ok()) << got.status();
+  agent.labels = {{"site", "paris"}, {"tier", "web"}};
+  ExpectSameAgent(*got, agent);
+  EXPECT_EQ(store().ConsumeJoinToken("hash-1", "web1.example.com", "agent-9", kT0).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_P(StoreConformanceTest, EnrollAgentMergesTheTokensLabelsOverTheAgents) {
+  JoinTokenRecord token = Token("hash-1");
+  token.labels = {{"site", "lyon"}, {"tier", "web"}};
+  ASSERT_TRUE(store().CreateJoinToken(token).ok());
+  AgentRecord agent = Agent("agent-1", "web1.example.com");
+  agent.labels = {{"site", "paris"}, {"os", "windows"}};
+  ASSERT_TRUE(store().EnrollAgent("hash-1", agent, kT0).ok());
+  absl::StatusOr<AgentRecord> got = store().GetAgent("agent-1");
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->labels, (std::map<std::string, std::string>{
+                             {"os", "windows"}, {"site", "lyon"}, {"tier", "web"}}));
+}
+
+TEST_P(StoreConformanceTest, EnrollingAnExistingAgentIdFailsAndLeavesTheTokenUnused) {
+  ASSERT_TRUE(store().CreateAgent(Agent("agent-1", "old.example.com")).ok());
+  ASSERT_TRUE(store().CreateJoinToken(Token("hash-1")).ok());
+  absl::StatusOr<JoinTokenRecord> token =
+      store().EnrollAgent("hash-1", Agent("agent-1", "web1.example.com"), kT0);
+  EXPECT_EQ(token.status().code(), absl::StatusCode::kAlreadyExists) << token.status();
+  EXPECT_EQ(store().GetAgent("agent-1")->fqdn, "old.example.com");
+  // The token was not consumed.
+  EXPECT_TRUE(store().EnrollAgent("hash-1", Agent("agent-2", "web1.example.com"), kT0).ok());
+}
+
+TEST_P(StoreConformanceTest, EnrollingWithAUsedTokenCreatesNoAgent) {
+  ASSERT_TRUE(store().CreateJoinToken(Token("hash-1")).ok());
+  ASSERT_TRUE(store().EnrollAgent("hash-1", Agent("agent-1", "web1.example.com"), kT0).ok());
+  absl::StatusOr<JoinTokenRecord> token =
+      store().EnrollAgent("hash-1", Agent("agent-2", "web2.example.com"), kT0);
+  EXPECT_EQ(token.status().code(), absl::StatusCode::kFailedPrecondition) << token.status();
+  EXPECT_THAT(std::string(token.status().message()), HasSubstr("already used"));
+  EXPECT_EQ(store().GetAgent("agent-2").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, EnrollingWithAnUnknownOrExpiredTokenCreatesNoAgent) {
+  ASSERT_TRUE(store().CreateJoinToken(Token("hash-1", kT0)).ok());
+  EXPECT_EQ(store().EnrollAgent("nope", Agent("agent-1", "web1.example.com"), kT0).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(
+      store().EnrollAgent("hash-1", Agent("agent-1", "web1.example.com"), kT0).status().code(),
+      absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(*store().ListAgents(), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, EnrollingWithATokenBoundToAnotherFqdnCreatesNoAgent) {
+  JoinTokenRecord bound = Token("hash-1");
+  bound.fqdn = "web1.example.com";
+  ASSERT_TRUE(store().CreateJoinToken(bound).ok());
+  absl::StatusOr<JoinTokenRecord> token =
+      store().EnrollAgent("hash-1", Agent("agent-2", "web2.example.com"), kT0);
+  EXPECT_EQ(token.status().code(), absl::StatusCode::kPermissionDenied) << token.status();
+  EXPECT_EQ(store().GetAgent("agent-2").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(store().EnrollAgent("hash-1", Agent("agent-1", "web1.example.com"), kT0).ok());
+}
+
+TEST_P(StoreConformanceTest, EnrollingAnInvalidAgentIsInvalidArgumentAndLeavesTheTokenUnused) {
+  ASSERT_TRUE(store().CreateJoinToken(Token("hash-1")).ok());
+  EXPECT_EQ(store().EnrollAgent("hash-1", Agent("", "web1.example.com"), kT0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().EnrollAgent("", Agent("agent-1", "web1.example.com"), kT0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(store().EnrollAgent("hash-1", Agent("agent-1", "web1.example.com"), kT0).ok());
+}
+
+TEST_P(StoreConformanceTest, ExactlyOneOfManyConcurrentEnrollmentsWithOneTokenSucceeds) {
+  ASSERT_TRUE(store().CreateJoinToken(Token("hash-1")).ok());
+  constexpr int kThreads = 8;
+  std::atomic<int> winners{0};
+  std::atomic<int> already_used{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      absl::StatusOr<JoinTokenRecord> token =
+          store().EnrollAgent("hash-1", Agent(absl::StrCat("agent-", i), "web1.example.com"), kT0);
+      if (token.ok()) ++winners;
+      if (token.status().code() == absl::StatusCode::kFailedPrecondition) ++already_used;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(winners.load(), 1);
+  EXPECT_EQ(already_used.load(), kThreads - 1);
+  absl::StatusOr<std::vector<AgentRecord>> agents = store().ListAgents();
+  ASSERT_TRUE(agents.ok());
+  EXPECT_EQ(agents->size(), 1u);
+}
+
+// --- Inventory ---
+
+// Inventory tests start with two agents.
+void AddTwoAgents(Store& store) {
+  ASSERT_TRUE(store.CreateAgent(Agent("agent-1", "web1.example.com")).ok());
+  ASSERT_TRUE(store.CreateAgent(Agent("agent-2", "web2.example.com")).ok());
+}
+
+std::vector<CertificateRecord> List(Store& store, CertificateFilter filter = {}) {
+  absl::StatusOr<std::vector<CertificateRecord>> certificates = store.ListCertificates(filter);
+  EXPECT_TRUE(certificates.ok()) << certificates.status();
+  return certificates.ok() ? *certificates : std::vector<CertificateRecord>();
+}
+
+TEST_P(StoreConformanceTest, ReplaceInventoryStoresEveryFieldTheBindingAndTheGeneration) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  CertificateRecord cert = Certificate("My", "AAAA", kT0 + 90 * kDay, {"EXPIRES_SOON"});
+  cert.bound = true;
+  cert.drift = {"RENEWED_NOT_ACTIVE"};
+  cert.info.is_ca = true;
+  cert.info.has_key_usage = false;
+  cert.info.key_usage = 0xffff;
+  cert.info.dns_names = {"a,b", "c\nd", ""};
+  BindingRecord binding{"AB01", {"RENEWED_NOT_ACTIVE"}};
+  ASSERT_TRUE(store().ReplaceInventory("agent-1", 7, {cert}, binding, kT0 + kDay).ok());
+
+  std::vector<CertificateRecord> listed = List(store());
+  ASSERT_EQ(listed.size(), 1u);
+  cert.agent_id = "agent-1";
+  ExpectSameCertificate(listed[0], cert);
+
+  absl::StatusOr<AgentRecord> agent = store().GetAgent("agent-1");
+  ASSERT_TRUE(agent.ok());
+  EXPECT_EQ(agent->inventory_generation, 7u);
+  EXPECT_EQ(agent->channel_serial, "AB01");
+  EXPECT_THAT(agent->drift, ElementsAre("RENEWED_NOT_ACTIVE"));
+  EXPECT_EQ(agent->last_seen, std::optional<absl::Time>(kT0 + kDay));
+}
+
+TEST_P(StoreConformanceTest, ReplaceInventoryDropsWhatTheNewInventoryLacks) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(store()
+                  .ReplaceInventory(
+                      "agent-1", 1,
+                      {Certificate("My", "AAAA", kT0), Certificate("My", "BBBB", kT0)}, {}, kT0)
+                  .ok());
+  ASSERT_TRUE(
+      store().ReplaceInventory("agent-1", 2, {Certificate("Root", "CCCC", kT0)}, {}, kT0).ok());
+  EXPECT_THAT(Keys(List(store())), ElementsAre("agent-1:Root/CCCC"));
+  ASSERT_TRUE(store().ReplaceInventory("agent-1", 3, {}, {}, kT0).ok());
+  EXPECT_THAT(List(store()), IsEmpty());
+  EXPECT_EQ(store().GetAgent("agent-1")->inventory_generation, 3u);
+}
+
+TEST_P(StoreConformanceTest, ReplaceInventoryLeavesOtherAgentsAlone) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(
+      store().ReplaceInventory("agent-2", 1, {Certificate("My", "BBBB", kT0)}, {}, kT0).ok());
+  ASSERT_TRUE(
+      store().ReplaceInventory("agent-1", 1, {Certificate("My", "AAAA", kT0)}, {}, kT0).ok());
+  ASSERT_TRUE(store().ReplaceInventory("agent-1", 2, {}, {}, kT0).ok());
+  EXPECT_THAT(Keys(List(store())), ElementsAre("agent-2:My/BBBB"));
+}
+
+TEST_P(StoreConformanceTest, TheSameThumbprintMayBeInSeveralStoresAndAgents) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(store()
+                  .ReplaceInventory(
+                      "agent-1", 1,
+                      {Certificate("My", "AAAA", kT0), Certificate("CA", "AAAA", kT0)}, {}, kT0)
+                  .ok());
+  ASSERT_TRUE(
+      store().ReplaceInventory("agent-2", 1, {Certificate("My", "AAAA", kT0)}, {}, kT0).ok());
+  EXPECT_THAT(Keys(List(store())),
+              ElementsAre("agent-1:CA/AAAA", "agent-1:My/AAAA", "agent-2:My/AAAA"));
+}
+
+TEST_P(StoreConformanceTest, ReplaceInventoryOfAnUnknownAgentIsNotFound) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  absl::Status status =
+      store().ReplaceInventory("agent-9", 1, {Certificate("My", "AAAA", kT0)}, {}, kT0);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_THAT(List(store()), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, AnInvalidInventoryIsInvalidArgumentAndChangesNothing) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(
+      store().ReplaceInventory("agent-1", 1, {Certificate("My", "AAAA", kT0)}, {}, kT0).ok());
+  CertificateRecord other_agent = Certificate("My", "BBBB", kT0);
+  other_agent.agent_id = "agent-2";
+  const std::vector<std::vector<CertificateRecord>> invalid = {
+      {Certificate("My", "", kT0)},
+      {Certificate("", "BBBB", kT0)},
+      {Certificate("My", "BB/BB", kT0)},
+      {other_agent},
+      {Certificate("My", "BBBB", kT0), Certificate("My", "BBBB", kT0 + kDay)},
+  };
+  for (const std::vector<CertificateRecord>& inventory : invalid) {
+    SCOPED_TRACE(Keys(inventory).back());
+    absl::Status status = store().ReplaceInventory("agent-1", 2, inventory, {"X", {}}, kT0);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  }
+  EXPECT_EQ(store().ReplaceInventory("", 2, {}, {}, kT0).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Keys(List(store())), ElementsAre("agent-1:My/AAAA"));
+  absl::StatusOr<AgentRecord> agent = store().GetAgent("agent-1");
+  EXPECT_EQ(agent->inventory_generation, 1u);
+  EXPECT_EQ(agent->channel_serial, "");
+}
+
+TEST_P(StoreConformanceTest, ACertificateMayNameItsAgent) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  CertificateRecord cert = Certificate("My", "AAAA", kT0);
+  cert.agent_id = "agent-1";
+  ASSERT_TRUE(store().ReplaceInventory("agent-1", 1, {cert}, {}, kT0).ok());
+  EXPECT_THAT(Keys(List(store())), ElementsAre("agent-1:My/AAAA"));
+}
+
+TEST_P(StoreConformanceTest, ADeltaUpsertsChangedRowsAndDeletesRemovedKeys) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(store()
+                  .ReplaceInventory("agent-1", 1,
+                                    {Certificate("My", "AAAA", kT0), Certificate("My", "BBBB", kT0),
+                                     Certificate("CA", "CCCC", kT0)},
+                                    {"AAAA", {}}, kT0)
+                  .ok());
+  CertificateRecord changed = Certificate("My", "AAAA", kT0 + kDay, {"EXPIRED"});
+  changed.bound = true;
+  CertificateRecord added = Certificate("Root", "DDDD", kT0 + 2 * kDay);
+  absl::Status status =
+      store().ApplyInventoryDelta("agent-1", 1, 2, {changed, added}, {"My/BBBB", "CA/CCCC"},
+                                  {"AAAA", {"NOT_BOUND"}}, kT0 + kDay);
+  ASSERT_TRUE(status.ok()) << status;
+
+  std::vector<CertificateRecord> listed = List(store());
+  ASSERT_THAT(Keys(listed), ElementsAre("agent-1:My/AAAA", "agent-1:Root/DDDD"));
+  changed.agent_id = "agent-1";
+  added.agent_id = "agent-1";
+  ExpectSameCertificate(listed[0], changed);
+  ExpectSameCertificate(listed[1], added);
+  absl::StatusOr<AgentRecord> agent = store().GetAgent("agent-1");
+  EXPECT_EQ(agent->inventory_generation, 2u);
+  EXPECT_THAT(agent->drift, ElementsAre("NOT_BOUND"));
+  EXPECT_EQ(agent->last_seen, std::optional<absl::Time>(kT0 + kDay));
+}
+
+TEST_P(StoreConformanceTest, RemovingAKeyThatIsNotStoredIsHarmless) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(
+      store().ReplaceInventory("agent-1", 1, {Certificate("My", "AAAA", kT0)}, {}, kT0).ok());
+  ASSERT_TRUE(
+      store().ApplyInventoryDelta("agent-1", 1, 2, {}, {"My/ZZZZ", "CA/AAAA"}, {}, kT0).ok());
+  EXPECT_THAT(Keys(List(store())), ElementsAre("agent-1:My/AAAA"));
+  EXPECT_EQ(store().GetAgent("agent-1")->inventory_generation, 2u);
+}
+
+TEST_P(StoreConformanceTest, ADeltaOnAnotherGenerationIsFailedPreconditionAndChangesNothing) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(store()
+                  .ReplaceInventory("agent-1", 5, {Certificate("My", "AAAA", kT0)}, {"S", {}}, kT0)
+                  .ok());
+  for (uint64_t base : {uint64_t{4}, uint64_t{6}, uint64_t{0}}) {
+    absl::Status status = store().ApplyInventoryDelta(
+        "agent-1", base, 7, {Certificate("My", "BBBB", kT0)}, {"My/AAAA"}, {"T", {}}, kT0);
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  }
+  EXPECT_THAT(Keys(List(store())), ElementsAre("agent-1:My/AAAA"));
+  absl::StatusOr<AgentRecord> agent = store().GetAgent("agent-1");
+  EXPECT_EQ(agent->inventory_generation, 5u);
+  EXPECT_EQ(agent->channel_serial, "S");
+}
+
+TEST_P(StoreConformanceTest, ADeltaOnANewAgentIsBasedOnGenerationZero) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(
+      store()
+          .ApplyInventoryDelta("agent-1", 0, 1, {Certificate("My", "AAAA", kT0)}, {}, {}, kT0)
+          .ok());
+  EXPECT_THAT(Keys(List(store())), ElementsAre("agent-1:My/AAAA"));
+}
+
+TEST_P(StoreConformanceTest, ADeltaForAnUnknownAgentIsNotFound) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  absl::Status status =
+      store().ApplyInventoryDelta("agent-9", 0, 1, {Certificate("My", "AAAA", kT0)}, {}, {}, kT0);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_THAT(List(store()), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, AnInvalidDeltaIsInvalidArgumentAndChangesNothing) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(
+      store().ReplaceInventory("agent-1", 1, {Certificate("My", "AAAA", kT0)}, {}, kT0).ok());
+  for (const char* key : {"AAAA", "My/", "/AAAA", ""}) {
+    absl::Status status = store().ApplyInventoryDelta(
+        "agent-1", 1, 2, {Certificate("My", "BBBB", kT0)}, {key}, {}, kT0);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << key << ": " << status;
+  }
+  EXPECT_EQ(store()
+                .ApplyInventoryDelta("agent-1", 1, 2, {Certificate("My", "", kT0)}, {}, {}, kT0)
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().ApplyInventoryDelta("", 1, 2, {}, {}, {}, kT0).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(Keys(List(store())), ElementsAre("agent-1:My/AAAA"));
+  EXPECT_EQ(store().GetAgent("agent-1")->inventory_generation, 1u);
+}
+
+// --- Listing certificates ---
+
+TEST_P(StoreConformanceTest, CertificatesAreOrderedByAgentFqdnStoreAndNotAfter) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  // agent-0's FQDN sorts last although its id sorts first.
+  ASSERT_TRUE(store().CreateAgent(Agent("agent-0", "web3.example.com")).ok());
+  ASSERT_TRUE(store()
+                  .ReplaceInventory("agent-2", 1,
+                                    {Certificate("Root", "R1", kT0 + 3 * kDay),
+                                     Certificate("My", "M2", kT0 + 2 * kDay),
+                                     Certificate("My", "M1", kT0 + kDay)},
+                                    {}, kT0)
+                  .ok());
+  ASSERT_TRUE(store().ReplaceInventory("agent-0", 1, {Certificate("CA", "C1", kT0)}, {}, kT0).ok());
+  ASSERT_TRUE(store()
+                  .ReplaceInventory("agent-1", 1,
+                                    {Certificate("My", "X2", kT0 + 5 * kDay),
+                                     Certificate("CA", "X1", kT0 + 9 * kDay)},
+                                    {}, kT0)
+                  .ok());
+  EXPECT_THAT(Keys(List(store())),
+              ElementsAre("agent-1:CA/X1", "agent-1:My/X2",                     // web1
+                          "agent-2:My/M1", "agent-2:My/M2", "agent-2:Root/R1",  // web2
+                          "agent-0:CA/C1"));                                    // web3
+}
+
+TEST_P(StoreConformanceTest, CertificatesFilterByAgent) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(
+      store().ReplaceInventory("agent-1", 1, {Certificate("My", "AAAA", kT0)}, {}, kT0).ok());
+  ASSERT_TRUE(
+      store().ReplaceInventory("agent-2", 1, {Certificate("My", "BBBB", kT0)}, {}, kT0).ok());
+  CertificateFilter filter;
+  filter.agent_id = "agent-2";
+  EXPECT_THAT(Keys(List(store(), filter)), ElementsAre("agent-2:My/BBBB"));
+  filter.agent_id = "agent-9";
+  EXPECT_THAT(List(store(), filter), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, CertificatesFilterByNotAfterStrictlyBefore) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(store()
+                  .ReplaceInventory(
+                      "agent-1", 1,
+                      {Certificate("My", "EARLY", kT0 - absl::Microseconds(1)),
+                       Certificate("My", "EXACT", kT0), Certificate("My", "LATE", kT0 + kDay)},
+                      {}, kT0)
+                  .ok());
+  CertificateFilter filter;
+  filter.not_after_before = kT0;
+  EXPECT_THAT(Keys(List(store(), filter)), ElementsAre("agent-1:My/EARLY"));
+  filter.not_after_before = absl::InfiniteFuture();
+  EXPECT_EQ(List(store(), filter).size(), 3u);
+}
+
+TEST_P(StoreConformanceTest, CertificatesFilterByAnExactProblemOrDriftCode) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(store()
+                  .ReplaceInventory("agent-1", 1,
+                                    {Certificate("My", "SOON", kT0, {"EXPIRES_SOON"}),
+                                     Certificate("My", "GONE", kT0, {"KEY_TOO_SMALL", "EXPIRED"}),
+                                     Certificate("My", "DRIFT", kT0, {}, {"EXPIRED"}),
+                                     Certificate("My", "PREFIX", kT0, {"EXPIRED_X", "XEXPIRED"}),
+                                     Certificate("My", "CLEAN", kT0)},
+                                    {}, kT0)
+                  .ok());
+  CertificateFilter filter;
+  filter.code = "EXPIRED";
+  EXPECT_THAT(Keys(List(store(), filter)), ElementsAre("agent-1:My/DRIFT", "agent-1:My/GONE"));
+  filter.code = "EXPIRES_SOON";
+  EXPECT_THAT(Keys(List(store(), filter)), ElementsAre("agent-1:My/SOON"));
+  filter.code = "EXPIRE";
+  EXPECT_THAT(List(store(), filter), IsEmpty());
+  filter.code = "expired";
+  EXPECT_THAT(List(store(), filter), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, CertificateFiltersCombine) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(store()
+                  .ReplaceInventory("agent-1", 1,
+                                    {Certificate("My", "A1", kT0, {"EXPIRED"}),
+                                     Certificate("My", "A2", kT0 + 10 * kDay, {"EXPIRED"}),
+                                     Certificate("My", "A3", kT0)},
+                                    {}, kT0)
+                  .ok());
+  ASSERT_TRUE(
+      store()
+          .ReplaceInventory("agent-2", 1, {Certificate("My", "B1", kT0, {"EXPIRED"})}, {}, kT0)
+          .ok());
+  CertificateFilter filter;
+  filter.agent_id = "agent-1";
+  filter.not_after_before = kT0 + kDay;
+  filter.code = "EXPIRED";
+  EXPECT_THAT(Keys(List(store(), filter)), ElementsAre("agent-1:My/A1"));
+}
+
+}  // namespace
+}  // namespace certfleet::controller::store
