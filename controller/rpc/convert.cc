@@ -1,0 +1,109 @@
+#include "controller/rpc/convert.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/rpc/certificate_convert.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace certfleet::controller::rpc {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr size_t kMaxCodes = 64;
+constexpr size_t kMaxText = 4096;
+
+google::protobuf::Timestamp ToTimestamp(absl::Time t) {
+  return TimeUtil::SecondsToTimestamp(absl::ToUnixSeconds(t));
+}
+
+absl::Status CheckCodes(const google::protobuf::RepeatedPtrField<std::string>& codes,
+                        absl::string_view field) {
+  if (static_cast<size_t>(codes.size()) > kMaxCodes) {
+    return absl::InvalidArgumentError(absl::StrCat("too many ", field, " codes"));
+  }
+  for (const auto& c : codes) {
+    if (c.empty() || c.size() > 64) {
+      return absl::InvalidArgumentError(absl::StrCat("malformed ", field, " code"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<fleet::InventoryReport> FromProto(const certfleet::v1::Inventory& inventory,
+                                                 absl::string_view agent_id) {
+  fleet::InventoryReport report;
+  report.generation = inventory.generation();
+  report.full = inventory.full();
+  report.base_generation = inventory.base_generation();
+  if (!report.full && report.base_generation >= report.generation) {
+    return absl::InvalidArgumentError("inventory delta: base_generation must precede generation");
+  }
+  report.certificates.reserve(inventory.certificates_size());
+  for (const auto& hc : inventory.certificates()) {
+    store::CertificateRecord rec;
+    rec.agent_id = std::string(agent_id);
+    if (hc.store() != "My" && hc.store() != "CA" && hc.store() != "Root") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("inventory: unknown store '", hc.store().substr(0, 32), "'"));
+    }
+    rec.store = hc.store();
+    if (hc.location().size() > kMaxText) {
+      return absl::InvalidArgumentError("inventory: location too long");
+    }
+    rec.location = hc.location();
+    auto info = common::rpc::FromProto(hc.certificate());
+    if (!info.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("inventory certificate in ", rec.store, ": ", info.status().message()));
+    }
+    rec.info = std::move(*info);
+    if (auto s = CheckCodes(hc.certificate().problems(), "problem"); !s.ok()) return s;
+    if (auto s = CheckCodes(hc.drift(), "drift"); !s.ok()) return s;
+    rec.problems.assign(hc.certificate().problems().begin(), hc.certificate().problems().end());
+    rec.bound = hc.bound();
+    rec.drift.assign(hc.drift().begin(), hc.drift().end());
+    report.certificates.push_back(std::move(rec));
+  }
+  for (const auto& key : inventory.removed()) {
+    if (key.size() > 128) return absl::InvalidArgumentError("inventory: removed key too long");
+    report.removed.push_back(key);
+  }
+  if (auto s = CheckCodes(inventory.binding().drift(), "drift"); !s.ok()) return s;
+  if (inventory.binding().channel_serial().size() > 256) {
+    return absl::InvalidArgumentError("inventory: channel serial too long");
+  }
+  report.binding.channel_serial = inventory.binding().channel_serial();
+  report.binding.drift.assign(inventory.binding().drift().begin(),
+                              inventory.binding().drift().end());
+  return report;
+}
+
+void ToProto(const admin::AgentView& view, certfleet::v1::Agent* out) {
+  const store::AgentRecord& a = view.agent;
+  out->set_id(a.id);
+  out->set_fqdn(a.fqdn);
+  out->set_status(view.connected ? "connected" : "disconnected");
+  if (a.last_seen) *out->mutable_last_seen() = ToTimestamp(*a.last_seen);
+  out->set_platform(a.platform);
+  out->set_version(a.version);
+  for (const auto& [k, v] : a.labels) (*out->mutable_labels())[k] = v;
+  *out->mutable_enrolled_at() = ToTimestamp(a.enrolled_at);
+  for (const auto& d : a.drift) out->add_drift(d);
+  out->set_channel_serial(a.channel_serial);
+}
+
+void ToProto(const admin::CertificateView& view, certfleet::v1::CertificateRow* out) {
+  const store::CertificateRecord& c = view.certificate;
+  out->set_agent_id(c.agent_id);
+  out->set_fqdn(view.fqdn);
+  auto* hc = out->mutable_host_certificate();
+  common::rpc::ToProto(c.info, c.problems, hc->mutable_certificate());
+  hc->set_store(c.store);
+  hc->set_location(c.location);
+  hc->set_bound(c.bound);
+  for (const auto& d : c.drift) hc->add_drift(d);
+}
+
+}  // namespace certfleet::controller::rpc
