@@ -8,7 +8,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libssl-dev openssl libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev googletest
-  libcli11-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
+  libcli11-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   clang-format procps iproute2
 )
 

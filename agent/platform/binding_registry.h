@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace certfleet::agent::platform {
 
@@ -29,8 +30,15 @@ class BindingRegistry {
   virtual absl::StatusOr<MachineSettings> Read() = 0;
 
   // Replaces the values; a nullopt field removes that value. InvalidArgument when
-  // channel_certificate_serial is not even-length hex.
+  // channel_certificate_serial is not even-length hex, or is empty (REG_BINARY of no bytes
+  // names no certificate). Lowercase hex and spaces between bytes are accepted and stored as
+  // NormalizeChannelSerial returns them.
   virtual absl::Status Write(const MachineSettings& settings) = 0;
 };
+
+// Added for implementers, so that every backend validates alike: `hex` as stored, uppercase,
+// without spaces ("56 3c af" -> "563CAF"). InvalidArgument naming the text when it is not
+// even-length hex (spaces between bytes allowed) or names no byte.
+absl::StatusOr<std::string> NormalizeChannelSerial(absl::string_view hex);
 
 }  // namespace certfleet::agent::platform

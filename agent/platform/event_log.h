@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -23,8 +24,13 @@ class EventLog {
 
   // Events written at or after `since`, oldest first, at most `max_events` (the newest ones).
   // Lines that cannot be parsed are skipped. A missing log is empty, not an error.
-  virtual absl::StatusOr<std::vector<HostEvent>> ReadSince(absl::Time since,
-                                                           size_t max_events) = 0;
+  virtual absl::StatusOr<std::vector<HostEvent>> ReadSince(absl::Time since, size_t max_events) = 0;
 };
+
+// Added for implementers: the selection rule of ReadSince, shared so that every backend reads
+// alike. Keeps the events at or after `since`, orders them oldest first (stable: events with
+// the same time keep their order in `events`) and returns the newest `max_events` of them.
+std::vector<HostEvent> SelectEventsSince(std::vector<HostEvent> events, absl::Time since,
+                                         size_t max_events);
 
 }  // namespace certfleet::agent::platform
