@@ -1,0 +1,185 @@
+#include "agent/rpc/controller_client.h"
+
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "agent/rpc/controller_pin.h"
+#include "agent/rpc/inventory_convert.h"
+#include "common/crypto/csr.h"
+#include "common/crypto/keys.h"
+#include "common/logging/log.h"
+#include "common/model/join_token.h"
+#include "common/rpc/grpc_status.h"
+#include "common/status/status_macros.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace certfleet::agent::rpc {
+namespace {
+
+using certfleet::v1::AgentMessage;
+using certfleet::v1::ControllerMessage;
+
+grpc::ChannelArguments ChannelArgs() {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 30 * 1000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10 * 1000);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  // Our own backoff decides when to dial again.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  return args;
+}
+
+}  // namespace
+
+absl::StatusOr<Credentials> Enroll(const EnrollParams& params) {
+  CF_ASSIGN_OR_RETURN(common::model::JoinToken token,
+                      common::model::ParseJoinToken(params.token));
+  CF_ASSIGN_OR_RETURN(std::string ca_pem,
+                      FetchPinnedCaPem(params.controller, token.ca_pin, params.timeout));
+  CF_ASSIGN_OR_RETURN(auto key, common::crypto::GenerateEcKey());
+  common::crypto::CsrOptions csr_options;
+  csr_options.subject_cn = params.fqdn;
+  CF_ASSIGN_OR_RETURN(auto csr, common::crypto::BuildCsr(key.get(), csr_options));
+
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ca_pem;
+  auto channel = grpc::CreateCustomChannel(params.controller, grpc::SslCredentials(ssl),
+                                           ChannelArgs());
+  auto stub = certfleet::v1::AgentGateway::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() +
+                   std::chrono::milliseconds(absl::ToInt64Milliseconds(params.timeout)));
+  certfleet::v1::EnrollRequest req;
+  req.set_token(params.token);
+  req.set_csr_pem(common::crypto::CsrToPem(csr.get()));
+  req.mutable_facts()->set_fqdn(params.fqdn);
+  req.mutable_facts()->set_platform(params.platform);
+  req.mutable_facts()->set_agent_version(params.version);
+  certfleet::v1::EnrollResponse resp;
+  grpc::Status s = stub->Enroll(&ctx, req, &resp);
+  if (!s.ok()) {
+    return common::Annotate(common::rpc::FromGrpcStatus(s), "enrollment refused");
+  }
+  if (resp.agent_id().empty() || resp.identity_chain_pem().empty()) {
+    return absl::DataLossError("the controller's enrollment answer is incomplete");
+  }
+  Credentials creds;
+  creds.agent_id = resp.agent_id();
+  creds.identity_pem = resp.identity_chain_pem();
+  creds.key_pem = common::crypto::PrivateKeyToPem(key.get());
+  // Trust exactly the root the token pinned.
+  creds.ca_pem = ca_pem;
+  return creds;
+}
+
+Session::Session(const Credentials& credentials, SessionOptions options,
+                 std::function<absl::StatusOr<inventory::HostInventory>()> scan)
+    : credentials_(credentials), options_(std::move(options)), scan_(std::move(scan)) {
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = credentials_.ca_pem;
+  ssl.pem_private_key = credentials_.key_pem;
+  ssl.pem_cert_chain = credentials_.identity_pem;
+  channel_ = grpc::CreateCustomChannel(options_.controller, grpc::SslCredentials(ssl),
+                                       ChannelArgs());
+  stub_ = certfleet::v1::AgentGateway::NewStub(channel_);
+}
+
+void Session::Stop() {
+  absl::MutexLock lock(&mu_);
+  stop_ = true;
+  if (context_) context_->TryCancel();
+}
+
+void Session::ReadLoop(
+    grpc::ClientReaderWriter<AgentMessage, ControllerMessage>* stream) {
+  ControllerMessage msg;
+  while (stream->Read(&msg)) {
+    absl::MutexLock lock(&mu_);
+    if (msg.has_welcome()) {
+      welcomed_ = true;
+      if (msg.welcome().has_scan_interval()) {
+        controller_interval_ = absl::Milliseconds(
+            google::protobuf::util::TimeUtil::DurationToMilliseconds(msg.welcome().scan_interval()));
+      }
+    } else if (msg.has_inventory_ack() && msg.inventory_ack().resync()) {
+      resync_ = true;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  read_done_ = true;
+}
+
+absl::Status Session::Run(bool* welcomed) {
+  *welcomed = false;
+  grpc::ClientContext ctx;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stop_) return absl::OkStatus();
+    context_ = &ctx;
+    read_done_ = false;
+    welcomed_ = false;
+    resync_ = false;
+  }
+  auto stream = stub_->Connect(&ctx);
+  std::thread reader([this, s = stream.get()] { ReadLoop(s); });
+
+  AgentMessage hello;
+  hello.mutable_hello()->set_agent_id(credentials_.agent_id);
+  hello.mutable_hello()->set_version(options_.version);
+  hello.mutable_hello()->set_platform(options_.platform);
+  hello.mutable_hello()->add_capabilities("inventory");
+  hello.mutable_hello()->mutable_facts()->set_fqdn(options_.fqdn);
+  hello.mutable_hello()->mutable_facts()->set_platform(options_.platform);
+  hello.mutable_hello()->mutable_facts()->set_agent_version(options_.version);
+  bool ok = stream->Write(hello);
+
+  InventoryTracker tracker;
+  absl::Status scan_error;
+  while (ok) {
+    bool force_full = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_ || read_done_) break;
+      force_full = resync_;
+      resync_ = false;
+    }
+    auto scan = scan_();
+    if (scan.ok()) {
+      auto msg = tracker.Next(*scan, force_full);
+      if (msg) {
+        AgentMessage out;
+        *out.mutable_inventory() = std::move(*msg);
+        ok = stream->Write(out);
+        if (!ok) break;
+      }
+    } else {
+      common::LogWarning("host scan failed: ", scan.status().ToString());
+    }
+    absl::MutexLock lock(&mu_);
+    absl::Duration interval = options_.scan_interval;
+    if (!options_.scan_interval_fixed && controller_interval_ > absl::ZeroDuration()) {
+      interval = controller_interval_;
+    }
+    auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stop_ || read_done_ || resync_;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&wake), interval);
+  }
+  stream->WritesDone();
+  {
+    absl::MutexLock lock(&mu_);
+    if (!read_done_) ctx.TryCancel();  // unblocks the reader when the stream is still open
+  }
+  reader.join();
+  grpc::Status status = stream->Finish();
+  absl::MutexLock lock(&mu_);
+  context_ = nullptr;
+  *welcomed = welcomed_;
+  if (stop_) return absl::OkStatus();
+  if (status.ok()) return absl::UnavailableError("the controller closed the stream");
+  return common::rpc::FromGrpcStatus(status);
+}
+
+}  // namespace certfleet::agent::rpc
