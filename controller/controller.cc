@@ -73,6 +73,8 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   builder.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  // gRPC sets SO_REUSEPORT by default: a second controller would then share the port silently.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   c->server_ = builder.BuildAndStart();
   if (!c->server_ || c->port_ == 0) {
     return absl::UnavailableError(
@@ -101,6 +103,8 @@ void Controller::Shutdown() {
   }
   if (server_) {
     common::LogInfo("controller shutting down");
+    // Agent streams never end on their own; close them so Shutdown need not wait them out.
+    if (fleet_) fleet_->CloseAll();
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
   if (executor_) executor_->Shutdown();

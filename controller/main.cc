@@ -96,8 +96,7 @@ int main(int argc, char** argv) {
   certfleet::controller::ControllerOptions options;
   std::string log_level = "info";
   std::string scan_interval;
-  app.add_option("--state-dir", options.state_dir, "State directory (CA, database, credentials)")
-      ->required();
+  app.add_option("--state-dir", options.state_dir, "State directory (CA, database, credentials)");
   app.add_option("--listen", options.listen, "Address to serve on, HOST:PORT (port 0 = any)")
       ->capture_default_str();
   app.add_option("--server-name", options.server_names,
@@ -112,7 +111,8 @@ int main(int argc, char** argv) {
   auto* op = app.add_subcommand(
       "issue-operator",
       "Write an operator credential set (ca.pem, client.pem, client.key) for certfleetctl");
-  std::string op_name, op_role = "viewer", op_out;
+  std::string op_name, op_role = "viewer", op_out, op_state_dir;
+  op->add_option("--state-dir", op_state_dir, "The controller's state directory")->required();
   op->add_option("--name", op_name, "Operator name")->required();
   op->add_option("--role", op_role, "viewer, operator or admin")->capture_default_str();
   op->add_option("--out", op_out, "Directory to write the credentials to")->required();
@@ -134,6 +134,10 @@ int main(int argc, char** argv) {
     }
     options.scan_interval = *d;
   }
-  if (op->parsed()) return RunIssueOperator(options.state_dir, op_name, op_role, op_out);
+  if (op->parsed()) return RunIssueOperator(op_state_dir, op_name, op_role, op_out);
+  if (options.state_dir.empty()) {
+    std::cerr << "certfleet-controller: --state-dir is required\n" << app.help();
+    return 2;
+  }
   return RunServe(options);
 }

@@ -7,8 +7,9 @@
 
 namespace certfleet::controller::fleet {
 
-uint64_t Fleet::Attach(absl::string_view agent_id, std::function<void()> close) {
-  std::function<void()> close_previous;
+uint64_t Fleet::Attach(absl::string_view agent_id,
+                       std::function<void(const absl::Status&)> close) {
+  std::function<void(const absl::Status&)> close_previous;
   uint64_t id;
   {
     absl::MutexLock lock(&mu_);
@@ -23,7 +24,7 @@ uint64_t Fleet::Attach(absl::string_view agent_id, std::function<void()> close) 
   }
   if (close_previous) {
     common::LogInfo("agent ", agent_id, " connected again; closing its previous stream");
-    close_previous();
+    close_previous(absl::AbortedError("replaced by a newer connection of the same agent"));
   }
   return id;
 }
@@ -32,6 +33,15 @@ void Fleet::Detach(absl::string_view agent_id, uint64_t session) {
   absl::MutexLock lock(&mu_);
   auto it = sessions_.find(agent_id);
   if (it != sessions_.end() && it->second.id == session) sessions_.erase(it);
+}
+
+void Fleet::CloseAll() {
+  std::vector<std::function<void(const absl::Status&)>> closers;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, session] : sessions_) closers.push_back(session.close);
+  }
+  for (auto& close : closers) close(absl::UnavailableError("the controller is shutting down"));
 }
 
 bool Fleet::IsConnected(absl::string_view agent_id) const {

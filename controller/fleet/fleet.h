@@ -41,11 +41,14 @@ class Fleet {
   Fleet(store::Store& store, common::Clock& clock) : store_(store), clock_(clock) {}
 
   // Registers a live stream of `agent_id`. A previous stream of the same agent is told to close
-  // through its `close` callback (called without the fleet's lock held). Returns the session
-  // number to pass to Detach.
-  uint64_t Attach(absl::string_view agent_id, std::function<void()> close);
+  // through its `close` callback (called without the fleet's lock held, with the reason to end
+  // the stream with). Returns the session number to pass to Detach.
+  uint64_t Attach(absl::string_view agent_id, std::function<void(const absl::Status&)> close);
   // Unregisters session `session` of `agent_id`; a newer session of the agent is untouched.
   void Detach(absl::string_view agent_id, uint64_t session);
+
+  // Asks every attached stream to close (controller shutdown). Sessions detach as they end.
+  void CloseAll();
 
   bool IsConnected(absl::string_view agent_id) const;
   size_t ConnectedCount() const;
@@ -63,7 +66,7 @@ class Fleet {
  private:
   struct Session {
     uint64_t id;
-    std::function<void()> close;
+    std::function<void(const absl::Status&)> close;
   };
 
   store::Store& store_;

@@ -215,7 +215,7 @@ class ConnectReactor final : public grpc::ServerBidiReactor<AgentMessage, Contro
     }
     if (session_ == 0) {
       std::weak_ptr<Link> weak = link_;
-      session_ = deps_.fleet.Attach(agent_id_, [weak] {
+      session_ = deps_.fleet.Attach(agent_id_, [weak](const absl::Status& reason) {
         auto link = weak.lock();
         if (!link) return;
         ConnectReactor* r = nullptr;
@@ -225,8 +225,7 @@ class ConnectReactor final : public grpc::ServerBidiReactor<AgentMessage, Contro
           if (r) r->Ref();
         }
         if (!r) return;
-        r->RequestFinish(
-            grpc::Status(grpc::StatusCode::ABORTED, "replaced by a newer connection"));
+        r->RequestFinish(ToGrpcStatus(reason));
         r->Unref();
       });
       common::LogInfo("agent ", agent_id_, " connected (", hello.facts().fqdn().substr(0, 253),
