@@ -74,6 +74,15 @@ std::optional<Drift> DriftFromName(absl::string_view name) {
   return std::nullopt;
 }
 
+bool IsThumbprint(absl::string_view text) {
+  if (text.size() != 40) return false;
+  for (char c : text) {
+    bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    if (!hex) return false;
+  }
+  return true;
+}
+
 std::vector<std::string> KeyUsageNames(uint32_t key_usage) {
   std::vector<std::string> out;
   for (const auto& [bit, name] : kKeyUsageNames) {

@@ -89,6 +89,9 @@ struct CertificateInfo {
   bool has_private_key = false;
 };
 
+// True for 40 hexadecimal digits (a SHA-1 thumbprint), either case.
+bool IsThumbprint(absl::string_view text);
+
 // Names of the key usage bits that are set, e.g. {"digitalSignature", "keyEncipherment"}.
 std::vector<std::string> KeyUsageNames(uint32_t key_usage);
 

@@ -10,6 +10,7 @@
 
 #include "absl/time/time.h"
 #include "common/model/certificate.h"
+#include "common/model/command.h"
 
 namespace certfleet::controller::store {
 
@@ -66,6 +67,26 @@ struct CertificateFilter {
 struct BindingRecord {
   std::string channel_serial;
   std::vector<std::string> drift;
+};
+
+// A command for one agent and where it stands.
+struct CommandRecord {
+  common::model::Command command;  // id, agent_id, deadline, payload
+  common::model::CommandState state = common::model::CommandState::kQueued;
+  std::string created_by;  // operator name, or "controller" for automatic work
+  absl::Time created_at;
+  std::optional<absl::Time> sent_at;      // last time it was sent
+  std::optional<absl::Time> started_at;   // the agent reported it running
+  std::optional<absl::Time> finished_at;  // it reached a final state
+  int attempts = 0;                       // how many times it was sent
+  bool cancel_requested = false;
+  std::optional<common::model::CommandOutcome> outcome;  // set once final
+};
+
+struct CommandFilter {
+  std::optional<std::string> agent_id;
+  std::optional<common::model::CommandState> state;
+  size_t limit = 1000;  // at least 1; at most this many, the newest when more match
 };
 
 }  // namespace certfleet::controller::store

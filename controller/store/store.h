@@ -79,6 +79,54 @@ class Store {
   // Certificates matching `filter`, ordered by agent FQDN, store, not_after.
   virtual absl::StatusOr<std::vector<CertificateRecord>> ListCertificates(
       const CertificateFilter& filter) = 0;
+
+  // --- Commands ---
+  // A command is persisted before it is sent; its state only moves forward:
+  // queued -> sent -> running -> succeeded | failed | cancelled | expired (a final state).
+  // Once final, a command never changes again, and its secrets are gone from the store: an
+  // import's password and its data (a PEM file may hold an unencrypted private key).
+
+  // Stores a new command (state queued, attempts 0). AlreadyExists for a duplicate id;
+  // NotFound when the agent is unknown; InvalidArgument for an empty id.
+  virtual absl::Status CreateCommand(const CommandRecord& command) = 0;
+
+  // NotFound when unknown.
+  virtual absl::StatusOr<CommandRecord> GetCommand(absl::string_view id) = 0;
+
+  // Commands matching `filter`, oldest first (the newest `limit` when more match).
+  virtual absl::StatusOr<std::vector<CommandRecord>> ListCommands(const CommandFilter& filter) = 0;
+
+  // The agent's commands not yet final, oldest first: what to (re)send when it connects.
+  virtual absl::StatusOr<std::vector<CommandRecord>> PendingCommands(
+      absl::string_view agent_id) = 0;
+
+  // Records that the command was sent at `now`: queued -> sent (a running command stays
+  // running), attempts + 1. FailedPrecondition when it is final; NotFound when unknown.
+  virtual absl::Status MarkCommandSent(absl::string_view id, absl::Time now) = 0;
+
+  // The agent started it: queued/sent -> running, started_at = now. A running command stays
+  // as it is (OK). FailedPrecondition when final; NotFound when unknown.
+  virtual absl::Status MarkCommandRunning(absl::string_view id, absl::Time now) = 0;
+
+  // Records the agent's outcome: state = outcome.state (must be final, else InvalidArgument),
+  // finished_at = now, the payload's secrets scrubbed. A command already final is left
+  // unchanged and the call returns OK with the stored record (duplicate reports are expected
+  // with at-least-once delivery). NotFound when unknown. Returns the record as stored.
+  virtual absl::StatusOr<CommandRecord> FinishCommand(absl::string_view id,
+                                                      const common::model::CommandOutcome& outcome,
+                                                      absl::Time now) = 0;
+
+  // Cancels: a queued command becomes cancelled (final, outcome state kCancelled with code
+  // kCancelled); a sent or running one gets cancel_requested = true and stays as it is (the
+  // agent decides). FailedPrecondition when already final; NotFound when unknown. Returns the
+  // record as stored.
+  virtual absl::StatusOr<CommandRecord> CancelCommand(absl::string_view id, absl::Time now) = 0;
+
+  // Expires every queued or sent command whose deadline is before `now`, and every running one
+  // whose deadline is before `now - running_grace` (an agent that started it may still report).
+  // Each becomes expired (outcome code kDeadlineExceeded). Returns the expired records.
+  virtual absl::StatusOr<std::vector<CommandRecord>> ExpireCommands(
+      absl::Time now, absl::Duration running_grace) = 0;
 };
 
 }  // namespace certfleet::controller::store

@@ -1,14 +1,21 @@
 #include "controller/store/sqlite/encoding.h"
 
+#include <array>
 #include <limits>
+#include <type_traits>
 #include <utility>
+#include <variant>
+#include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
 
 namespace certfleet::controller::store {
 namespace {
+
+namespace model = common::model;
 
 constexpr int64_t kInfiniteFutureMicros = std::numeric_limits<int64_t>::max();
 constexpr int64_t kInfinitePastMicros = std::numeric_limits<int64_t>::min();
@@ -38,6 +45,64 @@ absl::StatusOr<absl::string_view> ReadNetstring(absl::string_view& in) {
   absl::string_view value = in.substr(0, length);
   in.remove_prefix(length + 1);
   return value;
+}
+
+// Reads exactly `N` netstrings from `encoded`: DataLoss when it holds more or fewer.
+template <size_t N>
+absl::StatusOr<std::array<absl::string_view, N>> ReadFields(absl::string_view encoded,
+                                                            absl::string_view what) {
+  std::array<absl::string_view, N> fields;
+  for (size_t i = 0; i < N; ++i) {
+    if (encoded.empty()) {
+      return absl::DataLossError(absl::StrCat(what, " has ", i, " fields instead of ", N));
+    }
+    CF_ASSIGN_OR_RETURN(fields[i], ReadNetstring(encoded), "", what);
+  }
+  if (!encoded.empty()) {
+    return absl::DataLossError(absl::StrCat(what, " has more than ", N, " fields"));
+  }
+  return fields;
+}
+
+// A canonical decimal int64, as absl::StrCat writes it.
+absl::StatusOr<int64_t> ParseInt64(absl::string_view text, absl::string_view what) {
+  int64_t value = 0;
+  if (!absl::SimpleAtoi(text, &value) || absl::StrCat(value) != text) {
+    return absl::DataLossError(absl::StrCat(what, " '", text, "' is not a decimal integer"));
+  }
+  return value;
+}
+
+std::string EncodeEvents(const std::vector<model::EventRecord>& events) {
+  std::string out;
+  for (const model::EventRecord& event : events) {
+    std::string fields;
+    AppendNetstring(absl::StrCat(TimeToMicros(event.time)), fields);
+    AppendNetstring(absl::StrCat(event.id), fields);
+    AppendNetstring(event.level, fields);
+    AppendNetstring(event.message, fields);
+    AppendNetstring(fields, out);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<model::EventRecord>> DecodeEvents(absl::string_view encoded) {
+  std::vector<model::EventRecord> events;
+  while (!encoded.empty()) {
+    CF_ASSIGN_OR_RETURN(absl::string_view event, ReadNetstring(encoded), "event");
+    CF_ASSIGN_OR_RETURN(auto fields, ReadFields<4>(event, "event"));
+    model::EventRecord& record = events.emplace_back();
+    CF_ASSIGN_OR_RETURN(int64_t time, ParseInt64(fields[0], "event time"));
+    record.time = MicrosToTime(time);
+    CF_ASSIGN_OR_RETURN(int64_t id, ParseInt64(fields[1], "event id"));
+    if (id < std::numeric_limits<int>::min() || id > std::numeric_limits<int>::max()) {
+      return absl::DataLossError(absl::StrCat("event id ", id, " is out of range"));
+    }
+    record.id = static_cast<int>(id);
+    record.level = std::string(fields[2]);
+    record.message = std::string(fields[3]);
+  }
+  return events;
 }
 
 }  // namespace
@@ -89,6 +154,118 @@ absl::StatusOr<std::map<std::string, std::string>> DecodeStringMap(absl::string_
     }
   }
   return map;
+}
+
+int64_t DurationToMicros(absl::Duration d) {
+  if (d == absl::InfiniteDuration()) return kInfiniteFutureMicros;
+  if (d == -absl::InfiniteDuration()) return kInfinitePastMicros;
+  return absl::ToInt64Microseconds(d);
+}
+
+absl::Duration MicrosToDuration(int64_t micros) {
+  if (micros == kInfiniteFutureMicros) return absl::InfiniteDuration();
+  if (micros == kInfinitePastMicros) return -absl::InfiniteDuration();
+  return absl::Microseconds(micros);
+}
+
+std::string EncodeCommandPayload(const model::CommandPayload& payload) {
+  std::string out;
+  std::visit(
+      [&out](const auto& p) {
+        using T = std::decay_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, model::ImportPayload>) {
+          AppendNetstring(p.data, out);
+          AppendNetstring(p.password, out);
+        } else if constexpr (std::is_same_v<T, model::RepairPayload> ||
+                             std::is_same_v<T, model::RemovePayload>) {
+          AppendNetstring(p.thumbprint, out);
+        } else if constexpr (std::is_same_v<T, model::RebindPayload>) {
+          AppendNetstring(p.thumbprint, out);
+          AppendNetstring(absl::StrCat(DurationToMicros(p.verify_timeout)), out);
+        } else if constexpr (std::is_same_v<T, model::TrustPayload>) {
+          AppendNetstring(p.data, out);
+        } else {
+          static_assert(std::is_same_v<T, model::ScanPayload>,
+                        "a payload type without an encoding");
+        }
+      },
+      payload);
+  return out;
+}
+
+absl::StatusOr<model::CommandPayload> DecodeCommandPayload(model::CommandKind kind,
+                                                           absl::string_view encoded) {
+  const std::string what = absl::StrCat(model::CommandKindName(kind), " payload");
+  switch (kind) {
+    case model::CommandKind::kScan: {
+      CF_RETURN_IF_ERROR(ReadFields<0>(encoded, what).status());
+      return model::ScanPayload{};
+    }
+    case model::CommandKind::kImport: {
+      CF_ASSIGN_OR_RETURN(auto fields, ReadFields<2>(encoded, what));
+      return model::ImportPayload{std::string(fields[0]), std::string(fields[1])};
+    }
+    case model::CommandKind::kRepair: {
+      CF_ASSIGN_OR_RETURN(auto fields, ReadFields<1>(encoded, what));
+      return model::RepairPayload{std::string(fields[0])};
+    }
+    case model::CommandKind::kRebind: {
+      CF_ASSIGN_OR_RETURN(auto fields, ReadFields<2>(encoded, what));
+      CF_ASSIGN_OR_RETURN(int64_t timeout, ParseInt64(fields[1], "verify timeout"), "", what);
+      return model::RebindPayload{std::string(fields[0]), MicrosToDuration(timeout)};
+    }
+    case model::CommandKind::kTrust: {
+      CF_ASSIGN_OR_RETURN(auto fields, ReadFields<1>(encoded, what));
+      return model::TrustPayload{std::string(fields[0])};
+    }
+    case model::CommandKind::kRemove: {
+      CF_ASSIGN_OR_RETURN(auto fields, ReadFields<1>(encoded, what));
+      return model::RemovePayload{std::string(fields[0])};
+    }
+  }
+  return absl::DataLossError(absl::StrCat("unknown command kind ", static_cast<int>(kind)));
+}
+
+std::string EncodeCommandOutcome(const model::CommandOutcome& outcome) {
+  const model::CommandResult& result = outcome.result;
+  std::string out;
+  AppendNetstring(absl::StrCat(static_cast<int>(outcome.code)), out);
+  AppendNetstring(outcome.error, out);
+  AppendNetstring(result.thumbprint, out);
+  AppendNetstring(EncodeStringList(result.problems), out);
+  AppendNetstring(result.previous_channel_serial, out);
+  AppendNetstring(result.channel_serial, out);
+  AppendNetstring(result.rolled_back ? "1" : "0", out);
+  AppendNetstring(EncodeEvents(result.events), out);
+  AppendNetstring(result.detail, out);
+  return out;
+}
+
+absl::StatusOr<model::CommandOutcome> DecodeCommandOutcome(model::CommandState state,
+                                                           absl::string_view encoded) {
+  constexpr absl::string_view kWhat = "command outcome";
+  CF_ASSIGN_OR_RETURN(auto fields, ReadFields<9>(encoded, kWhat));
+  model::CommandOutcome outcome;
+  outcome.state = state;
+  CF_ASSIGN_OR_RETURN(int64_t code, ParseInt64(fields[0], "status code"), "", kWhat);
+  // The canonical codes are 0 (OK) to 16 (UNAUTHENTICATED), as in gRPC.
+  if (code < 0 || code > static_cast<int64_t>(absl::StatusCode::kUnauthenticated)) {
+    return absl::DataLossError(absl::StrCat(kWhat, ": unknown status code ", code));
+  }
+  outcome.code = static_cast<absl::StatusCode>(code);
+  outcome.error = std::string(fields[1]);
+  model::CommandResult& result = outcome.result;
+  result.thumbprint = std::string(fields[2]);
+  CF_ASSIGN_OR_RETURN(result.problems, DecodeStringList(fields[3]), "", kWhat, ": problems");
+  result.previous_channel_serial = std::string(fields[4]);
+  result.channel_serial = std::string(fields[5]);
+  if (fields[6] != "0" && fields[6] != "1") {
+    return absl::DataLossError(absl::StrCat(kWhat, ": rolled_back is '", fields[6], "'"));
+  }
+  result.rolled_back = fields[6] == "1";
+  CF_ASSIGN_OR_RETURN(result.events, DecodeEvents(fields[7]), "", kWhat);
+  result.detail = std::string(fields[8]);
+  return outcome;
 }
 
 }  // namespace certfleet::controller::store

@@ -14,6 +14,35 @@
 // blob. Netstrings carry any bytes (commas, newlines, '=', NUL, invalid UTF-8) unchanged, so
 // every value round-trips, and they stay readable in the sqlite3 shell:
 //   labels = "4:site,5:paris,4:tier,3:web,"   for {site: paris, tier: web}
+//
+// Numbers inside a netstring are canonical decimal ASCII ("-12", "0"; no '+', no leading zero).
+// Durations are microseconds like times (sub-microsecond precision dropped), with
+// absl::InfiniteDuration() and -absl::InfiniteDuration() as the largest and smallest int64.
+//
+// Command payloads: the `kind` column holds CommandKindName() ("import") and the `payload` BLOB
+// the variant's fields, one netstring each, in this order:
+//   scan     (no field: the empty blob)
+//   import   data, password          the password is empty once the command is final
+//   repair   thumbprint
+//   rebind   thumbprint, verify_timeout (a duration)
+//   trust    data
+//   remove   thumbprint
+// e.g. rebind = "4:ABCD,8:60000000,". A payload with more or fewer fields than its kind has is
+// DataLoss; a later field is appended to the end of its kind's list, with a migration.
+//
+// Command outcomes: the `outcome` BLOB (NULL until the command is final) holds these netstrings
+// in order; the outcome's state is the row's `state` column, not repeated here:
+//   code                     absl::StatusCode as its number (the gRPC code), 0..16
+//   error
+//   thumbprint
+//   problems                 a netstring holding a list as above (nested)
+//   previous_channel_serial
+//   channel_serial
+//   rolled_back              "0" or "1"
+//   events                   a netstring holding one netstring per event, each holding four:
+//                            time (unix microseconds), id (decimal), level, message
+//   detail
+// e.g. {code kFailedPrecondition (9), error "boom"} = "1:9,4:boom,0:,0:,0:,0:,1:0,0:,0:,".
 
 #include <cstdint>
 #include <map>
@@ -23,6 +52,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/model/command.h"
 
 namespace certfleet::controller::store {
 
@@ -36,5 +66,21 @@ absl::StatusOr<std::vector<std::string>> DecodeStringList(absl::string_view enco
 std::string EncodeStringMap(const std::map<std::string, std::string>& map);
 // DataLoss when `encoded` is not an even sequence of netstrings with distinct keys.
 absl::StatusOr<std::map<std::string, std::string>> DecodeStringMap(absl::string_view encoded);
+
+int64_t DurationToMicros(absl::Duration d);
+absl::Duration MicrosToDuration(int64_t micros);
+
+// The `payload` column of a command; its kind is common::model::KindOf(payload).
+std::string EncodeCommandPayload(const common::model::CommandPayload& payload);
+// DataLoss when `encoded` is not a payload of `kind` as laid out above.
+absl::StatusOr<common::model::CommandPayload> DecodeCommandPayload(common::model::CommandKind kind,
+                                                                   absl::string_view encoded);
+
+// The `outcome` column of a final command; outcome.state is not encoded.
+std::string EncodeCommandOutcome(const common::model::CommandOutcome& outcome);
+// The outcome in `encoded`, with `state` as its state. DataLoss when `encoded` is not an outcome
+// as laid out above.
+absl::StatusOr<common::model::CommandOutcome> DecodeCommandOutcome(
+    common::model::CommandState state, absl::string_view encoded);
 
 }  // namespace certfleet::controller::store

@@ -1,11 +1,17 @@
 #include "controller/store/sqlite/sqlite_store.h"
 
+#include <algorithm>
+#include <iterator>
+#include <limits>
+#include <optional>
 #include <utility>
+#include <variant>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/logging/log.h"
 #include "common/status/status_macros.h"
 #include "controller/store/sqlite/encoding.h"
 
@@ -78,6 +84,39 @@ CREATE TABLE certificates (
   PRIMARY KEY (agent_id, store, thumbprint)
 ) STRICT;
 CREATE INDEX certificates_by_not_after ON certificates (not_after);
+)sql";
+
+// Commands (encoding.h has the payload and outcome layouts). `state` and `kind` hold the model's
+// names. A command is final exactly when it has an outcome and a finished_at; the CHECKs keep
+// the row consistent with that. Indexes: an agent's commands by state (PendingCommands, and
+// ListCommands by agent and state, already in created_at order), all commands by creation
+// (ListCommands), and the unfinished ones by deadline (ExpireCommands; partial, so it stays as
+// small as the queue however long the history grows). Times are unix microseconds.
+constexpr char kSchemaV2[] = R"sql(
+CREATE TABLE commands (
+  id TEXT NOT NULL PRIMARY KEY CHECK (id <> ''),
+  agent_id TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+  kind TEXT NOT NULL
+    CHECK (kind IN ('scan', 'import', 'repair', 'rebind', 'trust', 'remove')),
+  payload BLOB NOT NULL,             -- an ImportPayload's password is empty once final
+  deadline INTEGER NOT NULL,
+  state TEXT NOT NULL
+    CHECK (state IN ('queued', 'sent', 'running', 'succeeded', 'failed', 'cancelled', 'expired')),
+  created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  sent_at INTEGER,                   -- NULL: never sent
+  started_at INTEGER,                -- NULL: not reported running
+  finished_at INTEGER,               -- NULL: not final
+  attempts INTEGER NOT NULL CHECK (attempts >= 0),
+  cancel_requested INTEGER NOT NULL CHECK (cancel_requested IN (0, 1)),
+  outcome BLOB,                      -- NULL: not final
+  CHECK ((outcome IS NOT NULL) = (state IN ('succeeded', 'failed', 'cancelled', 'expired'))),
+  CHECK ((finished_at IS NOT NULL) = (state IN ('succeeded', 'failed', 'cancelled', 'expired')))
+) STRICT;
+CREATE INDEX commands_by_agent_state ON commands (agent_id, state, created_at);
+CREATE INDEX commands_by_created_at ON commands (created_at);
+CREATE INDEX commands_unfinished_by_deadline ON commands (deadline)
+  WHERE state IN ('queued', 'sent', 'running');
 )sql";
 
 // --- SQL, prepared once per connection (Database::PrepareCached) ---
@@ -156,6 +195,57 @@ const std::string& UpsertCertificateSql() {
                                    ") VALUES (", Placeholders(kCertificateColumnCount), ")"));
   return *sql;
 }
+constexpr char kCommandColumns[] =
+    "id, agent_id, kind, payload, deadline, state, created_by, created_at, sent_at, started_at, "
+    "finished_at, attempts, cancel_requested, outcome";
+const std::string& InsertCommandSql() {
+  static const std::string* sql = new std::string(
+      absl::StrCat("INSERT INTO commands (", kCommandColumns, ") VALUES (", Placeholders(14), ")"));
+  return *sql;
+}
+const std::string& SelectCommandSql() {
+  static const std::string* sql =
+      new std::string(absl::StrCat("SELECT ", kCommandColumns, " FROM commands WHERE id = ?1"));
+  return *sql;
+}
+constexpr char kAgentExistsSql[] = "SELECT 1 FROM agents WHERE id = ?1";
+// Numbered as kCommandColumns, so that BindCommand serves both; id, agent, kind, deadline and
+// creation never change.
+constexpr char kUpdateCommandSql[] =
+    "UPDATE commands SET payload = ?4, state = ?6, sent_at = ?9, started_at = ?10, "
+    "finished_at = ?11, attempts = ?12, cancel_requested = ?13, outcome = ?14 WHERE id = ?1";
+// Through commands_by_agent_state, one range per unfinished state.
+const std::string& PendingCommandsSql() {
+  static const std::string* sql = new std::string(
+      absl::StrCat("SELECT ", kCommandColumns,
+                   " FROM commands WHERE agent_id = ?1 AND state IN ('queued', 'sent', 'running')"
+                   " ORDER BY created_at, rowid"));
+  return *sql;
+}
+// ?1 is the later of the two bounds, so that the first terms select a range of
+// commands_unfinished_by_deadline; the last term applies the grace to running commands. Without
+// statistics the planner would rather walk commands_by_created_at, the whole history, to avoid
+// sorting; INDEXED BY keeps the sweep proportional to the queue.
+const std::string& ExpirableCommandsSql() {
+  static const std::string* sql = new std::string(absl::StrCat(
+      "SELECT ", kCommandColumns,
+      " FROM commands INDEXED BY commands_unfinished_by_deadline"
+      " WHERE state IN ('queued', 'sent', 'running') AND deadline < ?1"
+      " AND ((state <> 'running' AND deadline < ?2) OR (state = 'running' AND deadline < ?3))"
+      " ORDER BY created_at, rowid"));
+  return *sql;
+}
+// The newest ?3 matching commands, newest first (the caller reverses them).
+std::string ListCommandsSql(bool by_agent, bool by_state) {
+  std::string sql = absl::StrCat("SELECT ", kCommandColumns, " FROM commands");
+  if (by_agent || by_state) absl::StrAppend(&sql, " WHERE ");
+  if (by_agent) absl::StrAppend(&sql, "agent_id = ?1");
+  if (by_agent && by_state) absl::StrAppend(&sql, " AND ");
+  if (by_state) absl::StrAppend(&sql, "state = ?2");
+  absl::StrAppend(&sql, " ORDER BY created_at DESC, rowid DESC LIMIT ?3");
+  return sql;
+}
+
 // One statement per combination of filters, so each can use its index. Certificate columns are
 // qualified: agents has columns of the same names.
 std::string ListCertificatesSql(bool by_agent, bool by_not_after) {
@@ -352,6 +442,98 @@ absl::StatusOr<CertificateRecord> ReadCertificate(const Statement& row,
   return cert;
 }
 
+std::optional<int64_t> OptionalMicros(const std::optional<absl::Time>& t) {
+  return t.has_value() ? std::optional<int64_t>(TimeToMicros(*t)) : std::nullopt;
+}
+
+std::optional<absl::Time> OptionalTime(std::optional<int64_t> micros) {
+  return micros.has_value() ? std::optional<absl::Time>(MicrosToTime(*micros)) : std::nullopt;
+}
+
+absl::StatusOr<CommandRecord> ReadCommand(const Statement& row) {
+  CommandRecord record;
+  common::model::Command& command = record.command;
+  command.id = row.ColumnText(0);
+  command.agent_id = row.ColumnText(1);
+  const std::string what = absl::StrCat("command ", command.id);
+  const std::string kind_name = row.ColumnText(2);
+  std::optional<common::model::CommandKind> kind = common::model::CommandKindFromName(kind_name);
+  if (!kind.has_value()) {
+    return absl::DataLossError(
+        absl::StrCat("stored ", what, " has unknown kind '", kind_name, "'"));
+  }
+  absl::StatusOr<common::model::CommandPayload> payload =
+      DecodeCommandPayload(*kind, row.ColumnBlob(3));
+  if (!payload.ok()) return DataLossIn(payload.status(), what);
+  command.payload = *std::move(payload);
+  command.deadline = MicrosToTime(row.ColumnInt64(4));
+  const std::string state_name = row.ColumnText(5);
+  std::optional<common::model::CommandState> state =
+      common::model::CommandStateFromName(state_name);
+  if (!state.has_value()) {
+    return absl::DataLossError(
+        absl::StrCat("stored ", what, " has unknown state '", state_name, "'"));
+  }
+  record.state = *state;
+  record.created_by = row.ColumnText(6);
+  record.created_at = MicrosToTime(row.ColumnInt64(7));
+  record.sent_at = OptionalTime(row.ColumnOptionalInt64(8));
+  record.started_at = OptionalTime(row.ColumnOptionalInt64(9));
+  record.finished_at = OptionalTime(row.ColumnOptionalInt64(10));
+  record.attempts = static_cast<int>(row.ColumnInt64(11));
+  record.cancel_requested = row.ColumnInt64(12) != 0;
+  if (!row.ColumnIsNull(13)) {
+    absl::StatusOr<common::model::CommandOutcome> outcome =
+        DecodeCommandOutcome(record.state, row.ColumnBlob(13));
+    if (!outcome.ok()) return DataLossIn(outcome.status(), what);
+    record.outcome = *std::move(outcome);
+  }
+  return record;
+}
+
+// Binds every column of `record`, numbered as in kCommandColumns (?1 id ... ?14 outcome); the
+// UPDATE uses the same numbers for the columns it sets.
+absl::Status BindCommand(Statement& stmt, const CommandRecord& record) {
+  const common::model::Command& command = record.command;
+  CF_RETURN_IF_ERROR(stmt.BindText(1, command.id));
+  CF_RETURN_IF_ERROR(stmt.BindText(2, command.agent_id));
+  CF_RETURN_IF_ERROR(
+      stmt.BindText(3, common::model::CommandKindName(common::model::KindOf(command.payload))));
+  CF_RETURN_IF_ERROR(stmt.BindBlob(4, EncodeCommandPayload(command.payload)));
+  CF_RETURN_IF_ERROR(stmt.BindInt64(5, TimeToMicros(command.deadline)));
+  CF_RETURN_IF_ERROR(stmt.BindText(6, common::model::CommandStateName(record.state)));
+  CF_RETURN_IF_ERROR(stmt.BindText(7, record.created_by));
+  CF_RETURN_IF_ERROR(stmt.BindInt64(8, TimeToMicros(record.created_at)));
+  CF_RETURN_IF_ERROR(stmt.BindOptionalInt64(9, OptionalMicros(record.sent_at)));
+  CF_RETURN_IF_ERROR(stmt.BindOptionalInt64(10, OptionalMicros(record.started_at)));
+  CF_RETURN_IF_ERROR(stmt.BindOptionalInt64(11, OptionalMicros(record.finished_at)));
+  CF_RETURN_IF_ERROR(stmt.BindInt64(12, record.attempts));
+  CF_RETURN_IF_ERROR(stmt.BindInt64(13, record.cancel_requested ? 1 : 0));
+  if (record.outcome.has_value()) {
+    CF_RETURN_IF_ERROR(stmt.BindBlob(14, EncodeCommandOutcome(*record.outcome)));
+  } else {
+    CF_RETURN_IF_ERROR(stmt.BindNull(14));
+  }
+  return absl::OkStatus();
+}
+
+// Empties the secrets of `payload`; true when there was one.
+// An import's password and its file (a PEM may hold an unencrypted private key) are needed only
+// until the command is final.
+bool ScrubSecrets(common::model::CommandPayload& payload) {
+  auto* import = std::get_if<common::model::ImportPayload>(&payload);
+  if (import == nullptr || (import->password.empty() && import->data.empty())) return false;
+  import->password.clear();
+  import->data.clear();
+  return true;
+}
+
+absl::Status FinalError(const CommandRecord& command, absl::string_view doing) {
+  return absl::FailedPreconditionError(
+      absl::StrCat("cannot ", doing, " command ", command.command.id, ": it is already ",
+                   common::model::CommandStateName(command.state)));
+}
+
 bool Contains(const std::vector<std::string>& codes, absl::string_view code) {
   for (const std::string& c : codes) {
     if (c == code) return true;
@@ -364,6 +546,7 @@ bool Contains(const std::vector<std::string>& codes, absl::string_view code) {
 const std::vector<Migration>& SqliteStore::Migrations() {
   static const std::vector<Migration>* migrations = new std::vector<Migration>{
       {1, "join tokens, agents, certificates", kSchemaV1},
+      {2, "commands", kSchemaV2},
   };
   return *migrations;
 }
@@ -373,6 +556,8 @@ absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(const Options& options)
   db_options.busy_timeout = options.busy_timeout;
   db_options.quick_check = options.quick_check;
   CF_ASSIGN_OR_RETURN(std::unique_ptr<Database> db, Database::Open(options.path, db_options));
+  // Freed row and page space is zeroed, so a scrubbed secret does not linger in the file.
+  CF_RETURN_IF_ERROR(db->Execute("PRAGMA secure_delete=ON"), "opening store ", options.path);
   CF_RETURN_IF_ERROR(common::sqlite::Migrate(*db, Migrations()));
   // Preparing every statement now reads the whole schema: a corrupt schema, or SQL that does not
   // match it, fails here rather than on the first call.
@@ -395,6 +580,16 @@ absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(const Options& options)
       ListCertificatesSql(true, false),
       ListCertificatesSql(false, true),
       ListCertificatesSql(true, true),
+      InsertCommandSql(),
+      SelectCommandSql(),
+      kAgentExistsSql,
+      kUpdateCommandSql,
+      PendingCommandsSql(),
+      ExpirableCommandsSql(),
+      ListCommandsSql(false, false),
+      ListCommandsSql(true, false),
+      ListCommandsSql(false, true),
+      ListCommandsSql(true, true),
   };
   for (const std::string& sql : statements) {
     CF_RETURN_IF_ERROR(db->PrepareCached(sql).status(), "opening store ", options.path);
@@ -710,6 +905,255 @@ absl::StatusOr<std::vector<CertificateRecord>> SqliteStore::ListCertificates(
   stmt->Reset();
   if (!status.ok()) return status;
   return certificates;
+}
+
+// --- Commands ---
+
+absl::StatusOr<CommandRecord> SqliteStore::ReadCommandLocked(absl::string_view id) {
+  CF_ASSIGN_OR_RETURN(Statement * stmt, db_->PrepareCached(SelectCommandSql()));
+  CF_RETURN_IF_ERROR(stmt->BindText(1, id));
+  CF_ASSIGN_OR_RETURN(bool found, stmt->Step(), "reading command ", id);
+  if (!found) return absl::NotFoundError(absl::StrCat("command ", id, " not found"));
+  absl::StatusOr<CommandRecord> command = ReadCommand(*stmt);
+  stmt->Reset();
+  return command;
+}
+
+absl::StatusOr<std::vector<CommandRecord>> SqliteStore::ReadCommandsLocked(Statement& query,
+                                                                           absl::string_view what) {
+  std::vector<CommandRecord> commands;
+  while (true) {
+    CF_ASSIGN_OR_RETURN(bool row, query.Step(), "", what);
+    if (!row) break;
+    absl::StatusOr<CommandRecord> command = ReadCommand(query);
+    if (!command.ok()) {
+      query.Reset();
+      return command.status();
+    }
+    commands.push_back(*std::move(command));
+  }
+  query.Reset();
+  return commands;
+}
+
+absl::StatusOr<CommandRecord> SqliteStore::UpdateCommandLocked(const CommandRecord& command) {
+  const std::string& id = command.command.id;
+  CF_ASSIGN_OR_RETURN(Statement * stmt, db_->PrepareCached(kUpdateCommandSql));
+  CF_RETURN_IF_ERROR(BindCommand(*stmt, command));
+  CF_RETURN_IF_ERROR(stmt->Run(), "writing command ", id);
+  if (db_->changes() != 1) {
+    // The row was read in this same transaction.
+    return absl::InternalError(absl::StrCat("command ", id, " vanished under a write transaction"));
+  }
+  return ReadCommandLocked(id);
+}
+
+absl::StatusOr<CommandRecord> SqliteStore::FinalizeCommandLocked(
+    CommandRecord command, common::model::CommandOutcome outcome, absl::Time now, bool* scrubbed) {
+  command.state = outcome.state;
+  command.outcome = std::move(outcome);
+  command.finished_at = now;
+  *scrubbed = ScrubSecrets(command.command.payload);
+  return UpdateCommandLocked(command);
+}
+
+void SqliteStore::TruncateWalLocked() {
+  // One row: busy (1 when a reader or writer kept the checkpoint from finishing), then frame
+  // counts. Failing here changes nothing that was committed, so it is only logged.
+  absl::StatusOr<Statement> checkpoint = db_->Prepare("PRAGMA wal_checkpoint(TRUNCATE)");
+  absl::Status status = checkpoint.status();
+  if (status.ok()) {
+    absl::StatusOr<bool> row = checkpoint->Step();
+    status = row.status();
+    if (status.ok() && *row && checkpoint->ColumnInt64(0) != 0) {
+      status = absl::UnavailableError("another connection is using the database");
+    }
+  }
+  if (!status.ok()) {
+    common::LogWarning("store ", db_->path(),
+                       ": could not truncate the WAL after scrubbing a command's secret; old "
+                       "page images stay in the -wal file until a later checkpoint: ",
+                       status.message());
+  }
+}
+
+absl::Status SqliteStore::CreateCommand(const CommandRecord& command) {
+  const std::string& id = command.command.id;
+  CF_RETURN_IF_ERROR(RequireNonEmpty(id, "command id"));
+  CF_RETURN_IF_ERROR(RequireNonEmpty(command.command.agent_id, "agent id"), "command ", id);
+  CommandRecord queued;
+  queued.command = command.command;
+  queued.created_by = command.created_by;
+  queued.created_at = command.created_at;
+
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_), "creating command ", id);
+  {
+    CF_ASSIGN_OR_RETURN(Statement * agent, db_->PrepareCached(kAgentExistsSql));
+    CF_RETURN_IF_ERROR(agent->BindText(1, queued.command.agent_id));
+    CF_ASSIGN_OR_RETURN(bool found, agent->Step(), "creating command ", id);
+    agent->Reset();
+    if (!found) {
+      return absl::NotFoundError(
+          absl::StrCat("creating command ", id, ": agent ", queued.command.agent_id, " not found"));
+    }
+  }
+  CF_ASSIGN_OR_RETURN(Statement * insert, db_->PrepareCached(InsertCommandSql()));
+  CF_RETURN_IF_ERROR(BindCommand(*insert, queued));
+  absl::Status status = insert->Run();
+  if (absl::IsAlreadyExists(status)) {
+    return absl::AlreadyExistsError(absl::StrCat("command ", id, " already exists"));
+  }
+  CF_RETURN_IF_ERROR(status, "creating command ", id);
+  CF_RETURN_IF_ERROR(txn.Commit(), "creating command ", id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CommandRecord> SqliteStore::GetCommand(absl::string_view id) {
+  CF_RETURN_IF_ERROR(RequireNonEmpty(id, "command id"));
+  absl::MutexLock lock(&mu_);
+  return ReadCommandLocked(id);
+}
+
+absl::StatusOr<std::vector<CommandRecord>> SqliteStore::ListCommands(const CommandFilter& filter) {
+  if (filter.limit == 0) return absl::InvalidArgumentError("command list limit is 0");
+  const std::string sql = ListCommandsSql(filter.agent_id.has_value(), filter.state.has_value());
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Statement * stmt, db_->PrepareCached(sql));
+  if (filter.agent_id.has_value()) CF_RETURN_IF_ERROR(stmt->BindText(1, *filter.agent_id));
+  if (filter.state.has_value()) {
+    CF_RETURN_IF_ERROR(stmt->BindText(2, common::model::CommandStateName(*filter.state)));
+  }
+  const uint64_t limit = std::min<uint64_t>(filter.limit, std::numeric_limits<int64_t>::max());
+  CF_RETURN_IF_ERROR(stmt->BindInt64(3, static_cast<int64_t>(limit)));
+  CF_ASSIGN_OR_RETURN(std::vector<CommandRecord> newest_first,
+                      ReadCommandsLocked(*stmt, "listing commands"));
+  return std::vector<CommandRecord>(std::make_move_iterator(newest_first.rbegin()),
+                                    std::make_move_iterator(newest_first.rend()));
+}
+
+absl::StatusOr<std::vector<CommandRecord>> SqliteStore::PendingCommands(
+    absl::string_view agent_id) {
+  CF_RETURN_IF_ERROR(RequireNonEmpty(agent_id, "agent id"));
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Statement * stmt, db_->PrepareCached(PendingCommandsSql()));
+  CF_RETURN_IF_ERROR(stmt->BindText(1, agent_id));
+  return ReadCommandsLocked(*stmt, absl::StrCat("listing pending commands of agent ", agent_id));
+}
+
+absl::Status SqliteStore::MarkCommandSent(absl::string_view id, absl::Time now) {
+  CF_RETURN_IF_ERROR(RequireNonEmpty(id, "command id"));
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_), "marking command ", id, " sent");
+  CF_ASSIGN_OR_RETURN(CommandRecord command, ReadCommandLocked(id));
+  if (common::model::IsFinal(command.state)) return FinalError(command, "send");
+  if (command.state == common::model::CommandState::kQueued) {
+    command.state = common::model::CommandState::kSent;
+  }
+  command.sent_at = now;
+  ++command.attempts;
+  CF_RETURN_IF_ERROR(UpdateCommandLocked(command).status());
+  CF_RETURN_IF_ERROR(txn.Commit(), "marking command ", id, " sent");
+  return absl::OkStatus();
+}
+
+absl::Status SqliteStore::MarkCommandRunning(absl::string_view id, absl::Time now) {
+  CF_RETURN_IF_ERROR(RequireNonEmpty(id, "command id"));
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_), "marking command ", id,
+                      " running");
+  CF_ASSIGN_OR_RETURN(CommandRecord command, ReadCommandLocked(id));
+  if (common::model::IsFinal(command.state)) return FinalError(command, "start");
+  if (command.state == common::model::CommandState::kRunning) return absl::OkStatus();
+  command.state = common::model::CommandState::kRunning;
+  command.started_at = now;
+  CF_RETURN_IF_ERROR(UpdateCommandLocked(command).status());
+  CF_RETURN_IF_ERROR(txn.Commit(), "marking command ", id, " running");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CommandRecord> SqliteStore::FinishCommand(
+    absl::string_view id, const common::model::CommandOutcome& outcome, absl::Time now) {
+  CF_RETURN_IF_ERROR(RequireNonEmpty(id, "command id"));
+  if (!common::model::IsFinal(outcome.state)) {
+    return absl::InvalidArgumentError(absl::StrCat("finishing command ", id, ": outcome state ",
+                                                   common::model::CommandStateName(outcome.state),
+                                                   " is not final"));
+  }
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_), "finishing command ", id);
+  CF_ASSIGN_OR_RETURN(CommandRecord command, ReadCommandLocked(id));
+  // A duplicate report: the first one stands.
+  if (common::model::IsFinal(command.state)) return command;
+  bool scrubbed = false;
+  CF_ASSIGN_OR_RETURN(CommandRecord stored,
+                      FinalizeCommandLocked(std::move(command), outcome, now, &scrubbed));
+  CF_RETURN_IF_ERROR(txn.Commit(), "finishing command ", id);
+  if (scrubbed) TruncateWalLocked();
+  return stored;
+}
+
+absl::StatusOr<CommandRecord> SqliteStore::CancelCommand(absl::string_view id, absl::Time now) {
+  CF_RETURN_IF_ERROR(RequireNonEmpty(id, "command id"));
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_), "cancelling command ", id);
+  CF_ASSIGN_OR_RETURN(CommandRecord command, ReadCommandLocked(id));
+  if (common::model::IsFinal(command.state)) return FinalError(command, "cancel");
+  command.cancel_requested = true;
+  bool scrubbed = false;
+  CommandRecord stored;
+  if (command.state == common::model::CommandState::kQueued) {
+    // Never sent: nobody else can act on it, so it is cancelled now.
+    common::model::CommandOutcome outcome;
+    outcome.state = common::model::CommandState::kCancelled;
+    outcome.code = absl::StatusCode::kCancelled;
+    outcome.error = "cancelled before it was sent";
+    CF_ASSIGN_OR_RETURN(
+        stored, FinalizeCommandLocked(std::move(command), std::move(outcome), now, &scrubbed));
+  } else {
+    // The agent may be running it: it decides, and reports the outcome.
+    CF_ASSIGN_OR_RETURN(stored, UpdateCommandLocked(command));
+  }
+  CF_RETURN_IF_ERROR(txn.Commit(), "cancelling command ", id);
+  if (scrubbed) TruncateWalLocked();
+  return stored;
+}
+
+absl::StatusOr<std::vector<CommandRecord>> SqliteStore::ExpireCommands(
+    absl::Time now, absl::Duration running_grace) {
+  const int64_t queued_before = TimeToMicros(now);
+  const int64_t running_before = TimeToMicros(now - running_grace);
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_), "expiring commands");
+  std::vector<CommandRecord> due;
+  {
+    CF_ASSIGN_OR_RETURN(Statement * query, db_->PrepareCached(ExpirableCommandsSql()));
+    CF_RETURN_IF_ERROR(query->BindInt64(1, std::max(queued_before, running_before)));
+    CF_RETURN_IF_ERROR(query->BindInt64(2, queued_before));
+    CF_RETURN_IF_ERROR(query->BindInt64(3, running_before));
+    CF_ASSIGN_OR_RETURN(due, ReadCommandsLocked(*query, "expiring commands"));
+  }
+  std::vector<CommandRecord> expired;
+  expired.reserve(due.size());
+  bool scrubbed = false;
+  for (CommandRecord& command : due) {
+    common::model::CommandOutcome outcome;
+    outcome.state = common::model::CommandState::kExpired;
+    outcome.code = absl::StatusCode::kDeadlineExceeded;
+    outcome.error = absl::StrCat("the deadline ", absl::FormatTime(command.command.deadline),
+                                 " passed while the command was ",
+                                 common::model::CommandStateName(command.state));
+    bool had_secret = false;
+    CF_ASSIGN_OR_RETURN(
+        CommandRecord stored,
+        FinalizeCommandLocked(std::move(command), std::move(outcome), now, &had_secret),
+        "expiring commands");
+    scrubbed = scrubbed || had_secret;
+    expired.push_back(std::move(stored));
+  }
+  CF_RETURN_IF_ERROR(txn.Commit(), "expiring commands");
+  if (scrubbed) TruncateWalLocked();
+  return expired;
 }
 
 }  // namespace certfleet::controller::store

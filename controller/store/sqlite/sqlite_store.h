@@ -41,7 +41,21 @@ namespace certfleet::controller::store {
 // - FQDNs compare ASCII case-insensitively, both for FindAgentByFqdn and for a token bound to
 //   an FQDN. ListAgents and ListCertificates order FQDNs bytewise.
 // - A stored value that cannot be decoded is DataLoss.
-// - Times keep microsecond precision (see encoding.h).
+// - Times, and RebindPayload::verify_timeout, keep microsecond precision (see encoding.h).
+// - Commands: CreateCommand stores only the command, created_by and created_at of its argument;
+//   the other fields start as the contract says (queued, never sent, no outcome), whatever they
+//   hold. Ids (command and agent) must not be empty, and CommandFilter::limit must be at least
+//   1 (InvalidArgument). "Oldest first" orders by created_at, then by creation. CancelCommand
+//   of a queued command also sets cancel_requested. ExpireCommands returns the expired
+//   commands oldest first.
+// - Secrets: the connection runs with PRAGMA secure_delete=ON, so the page space a row leaves
+//   behind (an ImportPayload password scrubbed from a final command) is overwritten with zeros
+//   rather than left in the file. After a transaction that scrubbed a password, the store
+//   checkpoints the WAL and truncates it (PRAGMA wal_checkpoint(TRUNCATE)), so the old page
+//   images are gone from the -wal file too. That checkpoint waits up to busy_timeout for
+//   readers in other processes; if one still holds an older snapshot, the old images stay in
+//   the -wal file until a later checkpoint overwrites them (the call still succeeds: the command
+//   is final). Copies the file system or its backups keep are beyond the store.
 class SqliteStore final : public Store {
  public:
   struct Options {
@@ -87,6 +101,18 @@ class SqliteStore final : public Store {
                                    const BindingRecord& binding, absl::Time seen) override;
   absl::StatusOr<std::vector<CertificateRecord>> ListCertificates(
       const CertificateFilter& filter) override;
+  absl::Status CreateCommand(const CommandRecord& command) override;
+  absl::StatusOr<CommandRecord> GetCommand(absl::string_view id) override;
+  absl::StatusOr<std::vector<CommandRecord>> ListCommands(const CommandFilter& filter) override;
+  absl::StatusOr<std::vector<CommandRecord>> PendingCommands(absl::string_view agent_id) override;
+  absl::Status MarkCommandSent(absl::string_view id, absl::Time now) override;
+  absl::Status MarkCommandRunning(absl::string_view id, absl::Time now) override;
+  absl::StatusOr<CommandRecord> FinishCommand(absl::string_view id,
+                                              const common::model::CommandOutcome& outcome,
+                                              absl::Time now) override;
+  absl::StatusOr<CommandRecord> CancelCommand(absl::string_view id, absl::Time now) override;
+  absl::StatusOr<std::vector<CommandRecord>> ExpireCommands(absl::Time now,
+                                                            absl::Duration running_grace) override;
 
  private:
   explicit SqliteStore(std::unique_ptr<common::sqlite::Database> db) : db_(std::move(db)) {}
@@ -105,6 +131,28 @@ class SqliteStore final : public Store {
   absl::Status WriteCertificateLocked(absl::string_view sql, absl::string_view agent_id,
                                       const CertificateRecord& certificate)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // The command `id`. NotFound when unknown.
+  absl::StatusOr<CommandRecord> ReadCommandLocked(absl::string_view id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `query` (bound already) to its end and decodes every row as a command.
+  absl::StatusOr<std::vector<CommandRecord>> ReadCommandsLocked(common::sqlite::Statement& query,
+                                                                absl::string_view what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes the progress of `command` (payload, state, times, attempts, cancel_requested,
+  // outcome) over its row, then reads the row back: the record as stored.
+  absl::StatusOr<CommandRecord> UpdateCommandLocked(const CommandRecord& command)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes `command` final with `outcome` at `now` and scrubs its secrets; sets *scrubbed when it
+  // had one. Returns the record as stored.
+  absl::StatusOr<CommandRecord> FinalizeCommandLocked(CommandRecord command,
+                                                      common::model::CommandOutcome outcome,
+                                                      absl::Time now, bool* scrubbed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a committed transaction that scrubbed a secret: moves the WAL into the database file
+  // and truncates it, so the -wal file no longer holds the page images with the secret. Best
+  // effort (see the class comment).
+  void TruncateWalLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   const std::unique_ptr<common::sqlite::Database> db_ ABSL_PT_GUARDED_BY(mu_);

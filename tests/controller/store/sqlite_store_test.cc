@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <thread>
@@ -17,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/model/command.h"
 #include "common/sqlite/database.h"
 #include "common/sqlite/migration.h"
 #include "gmock/gmock.h"
@@ -165,7 +167,9 @@ TEST_F(SqliteStoreTest, TheSchemaIsAtTheLastMigrationWithItsIndexes) {
   ASSERT_TRUE(indexes.ok());
   std::vector<std::string> names;
   while (*indexes->Step()) names.push_back(indexes->ColumnText(0));
-  EXPECT_THAT(names, ::testing::ElementsAre("agents_by_fqdn", "certificates_by_not_after"));
+  EXPECT_THAT(names, ::testing::ElementsAre("agents_by_fqdn", "certificates_by_not_after",
+                                            "commands_by_agent_state", "commands_by_created_at",
+                                            "commands_unfinished_by_deadline"));
 }
 
 TEST_F(SqliteStoreTest, AGarbageFileIsDataLossNamingThePath) {
@@ -274,22 +278,261 @@ TEST_F(SqliteStoreTest, OneTokenConsumedThroughTwoConnectionsHasOneWinner) {
   EXPECT_EQ(second->ListAgents()->size(), 1u);
 }
 
-TEST_F(SqliteStoreTest, DeletingAnAgentRowDeletesItsCertificates) {
+CommandRecord Command(const std::string& id, const std::string& agent_id,
+                      common::model::CommandPayload payload = common::model::ScanPayload{},
+                      absl::Time deadline = kT0 + absl::Hours(1)) {
+  CommandRecord command;
+  command.command.id = id;
+  command.command.agent_id = agent_id;
+  command.command.deadline = deadline;
+  command.command.payload = std::move(payload);
+  command.created_by = "alice";
+  command.created_at = kT0;
+  return command;
+}
+
+// The single integer `sql` returns.
+int64_t QueryInt(common::sqlite::Database& db, const std::string& sql) {
+  absl::StatusOr<common::sqlite::Statement> stmt = db.Prepare(sql);
+  EXPECT_TRUE(stmt.ok()) << stmt.status();
+  if (!stmt.ok()) return -1;
+  absl::StatusOr<bool> row = stmt->Step();
+  EXPECT_TRUE(row.ok() && *row) << sql;
+  return row.ok() && *row ? stmt->ColumnInt64(0) : -1;
+}
+
+TEST_F(SqliteStoreTest, DeletingAnAgentRowDeletesItsCertificatesAndCommands) {
   {
     std::unique_ptr<Store> store = OpenOrDie();
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(store->CreateAgent(Agent("agent-1", "web1.example.com")).ok());
+    ASSERT_TRUE(store->CreateAgent(Agent("agent-2", "web2.example.com")).ok());
     ASSERT_TRUE(
         store->ReplaceInventory("agent-1", 1, {Certificate("My", "AAAA", kT0)}, {}, kT0).ok());
+    ASSERT_TRUE(store->CreateCommand(Command("cmd-1", "agent-1")).ok());
+    ASSERT_TRUE(store->CreateCommand(Command("cmd-2", "agent-1")).ok());
+    ASSERT_TRUE(store->CreateCommand(Command("cmd-3", "agent-2")).ok());
   }
   std::unique_ptr<common::sqlite::Database> db = OpenRaw();
   ASSERT_NE(db, nullptr);
-  ASSERT_TRUE(db->Execute("DELETE FROM agents").ok());
-  absl::StatusOr<common::sqlite::Statement> count =
-      db->Prepare("SELECT count(*) FROM certificates");
-  ASSERT_TRUE(count.ok());
-  ASSERT_TRUE(*count->Step());
-  EXPECT_EQ(count->ColumnInt64(0), 0);
+  ASSERT_TRUE(db->Execute("DELETE FROM agents WHERE id = 'agent-1'").ok());
+  EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM certificates"), 0);
+  EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM commands"), 1);
+}
+
+TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigratedToCommandsAndKeepsItsData) {
+  {
+    std::unique_ptr<common::sqlite::Database> db = OpenRaw();
+    ASSERT_NE(db, nullptr);
+    ASSERT_TRUE(common::sqlite::Migrate(*db, {SqliteStore::Migrations().front()}).ok());
+    ASSERT_TRUE(db->Execute("INSERT INTO agents VALUES ('agent-1', 'web1.example.com', x'', "
+                            "'windows', '1.0', 0, NULL, '', 0, '', x'', 0)")
+                    .ok());
+  }
+  std::unique_ptr<Store> store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->GetAgent("agent-1")->fqdn, "web1.example.com");
+  ASSERT_TRUE(store->CreateCommand(Command("cmd-1", "agent-1")).ok());
+  EXPECT_EQ(store->PendingCommands("agent-1")->size(), 1u);
+  std::unique_ptr<common::sqlite::Database> db = OpenRaw();
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(*common::sqlite::SchemaVersion(*db), 2);
+}
+
+TEST_F(SqliteStoreTest, AStoredCommandThatCannotBeDecodedIsDataLoss) {
+  {
+    std::unique_ptr<Store> store = OpenOrDie();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->CreateAgent(Agent("agent-1", "web1.example.com")).ok());
+    ASSERT_TRUE(store
+                    ->CreateCommand(Command("payload", "agent-1",
+                                            common::model::ImportPayload{"data", "secret"}))
+                    .ok());
+    ASSERT_TRUE(store->CreateCommand(Command("outcome", "agent-1")).ok());
+    ASSERT_TRUE(store->CancelCommand("outcome", kT0).ok());
+  }
+  {
+    std::unique_ptr<common::sqlite::Database> db = OpenRaw();
+    ASSERT_NE(db, nullptr);
+    // An import payload with one field; an outcome with a status code out of range.
+    ASSERT_TRUE(
+        db->Execute("UPDATE commands SET payload = CAST('4:data,' AS BLOB) WHERE id = 'payload'")
+            .ok());
+    ASSERT_TRUE(db->Execute("UPDATE commands SET outcome = CAST('2:99,0:,0:,0:,0:,0:,1:0,0:,0:,' "
+                            "AS BLOB) WHERE id = 'outcome'")
+                    .ok());
+  }
+  std::unique_ptr<Store> store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  for (const char* id : {"payload", "outcome"}) {
+    absl::StatusOr<CommandRecord> command = store->GetCommand(id);
+    EXPECT_EQ(command.status().code(), absl::StatusCode::kDataLoss) << command.status();
+    EXPECT_THAT(std::string(command.status().message()), HasSubstr(id));
+  }
+  EXPECT_EQ(store->ListCommands({}).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(store->PendingCommands("agent-1").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(store->MarkCommandSent("payload", kT0).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(store->ExpireCommands(kT0 + absl::Hours(2), absl::ZeroDuration()).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST_F(SqliteStoreTest, TheSchemaKeepsAFinalCommandConsistent) {
+  {
+    std::unique_ptr<Store> store = OpenOrDie();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->CreateAgent(Agent("agent-1", "web1.example.com")).ok());
+    ASSERT_TRUE(store->CreateCommand(Command("cmd-1", "agent-1")).ok());
+  }
+  std::unique_ptr<common::sqlite::Database> db = OpenRaw();
+  ASSERT_NE(db, nullptr);
+  for (const char* sql : {
+           "UPDATE commands SET state = 'succeeded'",   // final without an outcome
+           "UPDATE commands SET outcome = x''",         // an outcome while queued
+           "UPDATE commands SET finished_at = 1",       // finished while queued
+           "UPDATE commands SET state = 'paused'",      // no such state
+           "UPDATE commands SET kind = 'reboot'",       // no such kind
+           "UPDATE commands SET agent_id = 'agent-9'",  // no such agent
+       }) {
+    absl::Status status = db->Execute(sql);
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << sql << ": " << status;
+  }
+}
+
+// --- Secrets ---
+
+std::string ReadBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// The ways a command becomes final.
+enum class FinalPath { kFinish, kCancel, kExpire };
+
+struct SecretCase {
+  std::string name;
+  FinalPath path;
+  size_t data_size;  // the PFX: small, or spread over overflow pages
+};
+
+void PrintTo(const SecretCase& secret_case, std::ostream* os) { *os << secret_case.name; }
+
+class SqliteSecretTest : public SqliteStoreTest, public ::testing::WithParamInterface<SecretCase> {
+ protected:
+  // Everything SQLite keeps of the database on disk: the file, its WAL and the WAL index.
+  std::string DiskBytes() const {
+    return ReadBytes(path()) + ReadBytes(path() + "-wal") + ReadBytes(path() + "-shm");
+  }
+};
+
+TEST_P(SqliteSecretTest, AFinalImportsPasswordIsInNoFileOfTheDatabase) {
+  const std::string password = "pfx-password-7f3a9c1e-must-not-stay-on-disk";
+  std::unique_ptr<Store> store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->CreateAgent(Agent("agent-1", "web1.example.com")).ok());
+
+  std::string pfx(GetParam().data_size, '\0');
+  for (size_t i = 0; i < pfx.size(); ++i) pfx[i] = static_cast<char>(i * 7 % 251);
+  // Neighbours on both sides, then grown by their outcomes while the import still holds the
+  // password: their pages fill and rebalance, and the import's row moves between pages.
+  const std::string filler(300, 'f');
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(store
+                    ->CreateCommand(Command(absl::StrCat("before-", i), "agent-1",
+                                            common::model::TrustPayload{filler}))
+                    .ok());
+  }
+  ASSERT_TRUE(
+      store
+          ->CreateCommand(Command("import", "agent-1", common::model::ImportPayload{pfx, password},
+                                  kT0 + absl::Hours(1)))
+          .ok());
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(store
+                    ->CreateCommand(Command(absl::StrCat("after-", i), "agent-1",
+                                            common::model::TrustPayload{filler}))
+                    .ok());
+  }
+  common::model::CommandOutcome grown;
+  grown.result.detail = std::string(400, 'd');
+  for (const char* side : {"before-", "after-"}) {
+    for (int i = 0; i < 30; ++i) {
+      ASSERT_TRUE(store->FinishCommand(absl::StrCat(side, i), grown, kT0).ok());
+    }
+  }
+  // Cancelled while queued; sent otherwise.
+  if (GetParam().path != FinalPath::kCancel) {
+    ASSERT_TRUE(store->MarkCommandSent("import", kT0).ok());
+  }
+  // The check below can see the password: it is on disk while the command is pending.
+  ASSERT_THAT(DiskBytes(), HasSubstr(password));
+
+  const absl::Time later = kT0 + absl::Hours(2);
+  switch (GetParam().path) {
+    case FinalPath::kFinish:
+      ASSERT_TRUE(store->FinishCommand("import", {}, later).ok());
+      break;
+    case FinalPath::kCancel:
+      ASSERT_EQ(store->CancelCommand("import", later)->state,
+                common::model::CommandState::kCancelled);
+      break;
+    case FinalPath::kExpire:
+      ASSERT_EQ(store->ExpireCommands(later, absl::ZeroDuration())->size(), 1u);
+      break;
+  }
+
+  // With the store still open, as in a running controller.
+  const std::string disk = DiskBytes();
+  EXPECT_EQ(disk.find(password), std::string::npos);
+  // Nor any long piece of it (a page boundary could split it).
+  EXPECT_EQ(disk.find(password.substr(0, 16)), std::string::npos);
+  EXPECT_EQ(disk.find(password.substr(password.size() - 16)), std::string::npos);
+  // The file is gone too (a PEM may carry an unencrypted private key).
+  EXPECT_EQ(disk.find(pfx.substr(0, std::min<size_t>(pfx.size(), 64))), std::string::npos);
+
+  // And the column, read as it is stored, through another connection.
+  std::unique_ptr<common::sqlite::Database> db = OpenRaw();
+  ASSERT_NE(db, nullptr);
+  absl::StatusOr<common::sqlite::Statement> payload =
+      db->Prepare("SELECT payload, state FROM commands WHERE id = 'import'");
+  ASSERT_TRUE(payload.ok()) << payload.status();
+  ASSERT_TRUE(*payload->Step());
+  EXPECT_EQ(payload->ColumnBlob(0).find(password), std::string::npos);
+  EXPECT_NE(payload->ColumnText(1), "sent");
+}
+
+INSTANTIATE_TEST_SUITE_P(AllFinalPaths, SqliteSecretTest,
+                         ::testing::Values(SecretCase{"FinishSmall", FinalPath::kFinish, 16},
+                                           SecretCase{"FinishLarge", FinalPath::kFinish, 20'000},
+                                           SecretCase{"CancelSmall", FinalPath::kCancel, 16},
+                                           SecretCase{"CancelLarge", FinalPath::kCancel, 20'000},
+                                           SecretCase{"ExpireSmall", FinalPath::kExpire, 16},
+                                           SecretCase{"ExpireLarge", FinalPath::kExpire, 20'000}),
+                         [](const ::testing::TestParamInfo<SecretCase>& info) {
+                           return info.param.name;
+                         });
+
+TEST_F(SqliteStoreTest, AReaderThatKeepsTheWalFromBeingTruncatedDoesNotFailFinishCommand) {
+  absl::StatusOr<std::unique_ptr<Store>> opened =
+      SqliteStore::Open({.path = path(), .busy_timeout = absl::Milliseconds(50)});
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  Store& store = **opened;
+  ASSERT_TRUE(store.CreateAgent(Agent("agent-1", "web1.example.com")).ok());
+  ASSERT_TRUE(
+      store.CreateCommand(Command("import", "agent-1", common::model::ImportPayload{"pfx", "pw"}))
+          .ok());
+
+  // Another process reading: its snapshot predates the scrub.
+  std::unique_ptr<common::sqlite::Database> reader = OpenRaw();
+  ASSERT_NE(reader, nullptr);
+  absl::StatusOr<common::sqlite::Statement> query = reader->Prepare("SELECT id FROM commands");
+  ASSERT_TRUE(query.ok()) << query.status();
+  ASSERT_TRUE(*query->Step());
+
+  absl::StatusOr<CommandRecord> finished = store.FinishCommand("import", {}, kT0);
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  EXPECT_EQ(std::get<common::model::ImportPayload>(finished->command.payload).password, "");
+  query->Reset();
+  EXPECT_EQ(store.GetCommand("import")->state, common::model::CommandState::kSucceeded);
 }
 
 std::vector<CertificateRecord> ManyCertificates(int count, absl::string_view prefix) {

@@ -4,14 +4,20 @@
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
+#include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/model/certificate.h"
+#include "common/model/command.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -39,6 +45,7 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::UnorderedElementsAre;
 
 const absl::Time kT0 = absl::FromUnixSeconds(1'790'000'000);  // 2026-09-21
 const absl::Duration kDay = absl::Hours(24);
@@ -818,6 +825,705 @@ TEST_P(StoreConformanceTest, CertificateFiltersCombine) {
   filter.not_after_before = kT0 + kDay;
   filter.code = "EXPIRED";
   EXPECT_THAT(Keys(List(store(), filter)), ElementsAre("agent-1:My/A1"));
+}
+
+// --- Commands ---
+
+namespace model = common::model;
+using model::CommandState;
+
+const absl::Duration kGrace = absl::Minutes(5);
+
+CommandRecord Command(const std::string& id, const std::string& agent_id,
+                      model::CommandPayload payload = model::ScanPayload{},
+                      absl::Time created_at = kT0, absl::Time deadline = kT0 + absl::Hours(1)) {
+  CommandRecord record;
+  record.command.id = id;
+  record.command.agent_id = agent_id;
+  record.command.deadline = deadline;
+  record.command.payload = std::move(payload);
+  record.created_by = "alice";
+  record.created_at = created_at;
+  return record;
+}
+
+// A PFX-like file (binary, with NUL bytes) and its password.
+model::ImportPayload SecretImport() {
+  return model::ImportPayload{std::string("0\x82\x0a\x00\x02\x01\x03\xff\x00pfx,1:x", 16),
+                              "correct horse battery staple"};
+}
+
+// The kind and every field of `payload`, bytes escaped: equal exactly when the payloads are.
+std::string Describe(const model::CommandPayload& payload) {
+  std::string fields = std::visit(
+      [](const auto& p) -> std::string {
+        using T = std::decay_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, model::ImportPayload>) {
+          return absl::StrCat("data='", absl::CHexEscape(p.data), "' password='",
+                              absl::CHexEscape(p.password), "'");
+        } else if constexpr (std::is_same_v<T, model::RebindPayload>) {
+          return absl::StrCat("thumbprint='", p.thumbprint,
+                              "' verify_timeout=", absl::FormatDuration(p.verify_timeout));
+        } else if constexpr (std::is_same_v<T, model::TrustPayload>) {
+          return absl::StrCat("data='", absl::CHexEscape(p.data), "'");
+        } else if constexpr (std::is_same_v<T, model::ScanPayload>) {
+          return "";
+        } else {
+          return absl::StrCat("thumbprint='", p.thumbprint, "'");
+        }
+      },
+      payload);
+  return absl::StrCat(model::CommandKindName(model::KindOf(payload)), "{", fields, "}");
+}
+
+std::string PasswordOf(const CommandRecord& record) {
+  const auto* import = std::get_if<model::ImportPayload>(&record.command.payload);
+  return import != nullptr ? import->password : "<not an import>";
+}
+
+void ExpectSameOutcome(const std::optional<model::CommandOutcome>& actual,
+                       const std::optional<model::CommandOutcome>& expected) {
+  ASSERT_EQ(actual.has_value(), expected.has_value());
+  if (!expected.has_value()) return;
+  EXPECT_EQ(model::CommandStateName(actual->state), model::CommandStateName(expected->state));
+  EXPECT_EQ(actual->code, expected->code);
+  EXPECT_EQ(actual->error, expected->error);
+  const model::CommandResult& a = actual->result;
+  const model::CommandResult& e = expected->result;
+  EXPECT_EQ(a.thumbprint, e.thumbprint);
+  EXPECT_EQ(a.problems, e.problems);
+  EXPECT_EQ(a.previous_channel_serial, e.previous_channel_serial);
+  EXPECT_EQ(a.channel_serial, e.channel_serial);
+  EXPECT_EQ(a.rolled_back, e.rolled_back);
+  ASSERT_EQ(a.events.size(), e.events.size());
+  for (size_t i = 0; i < e.events.size(); ++i) {
+    SCOPED_TRACE(absl::StrCat("event ", i));
+    EXPECT_EQ(a.events[i].time, e.events[i].time);
+    EXPECT_EQ(a.events[i].id, e.events[i].id);
+    EXPECT_EQ(a.events[i].level, e.events[i].level);
+    EXPECT_EQ(a.events[i].message, e.events[i].message);
+  }
+  EXPECT_EQ(a.detail, e.detail);
+}
+
+void ExpectSameCommand(const CommandRecord& actual, const CommandRecord& expected) {
+  SCOPED_TRACE(absl::StrCat("command ", expected.command.id));
+  EXPECT_EQ(actual.command.id, expected.command.id);
+  EXPECT_EQ(actual.command.agent_id, expected.command.agent_id);
+  EXPECT_EQ(actual.command.deadline, expected.command.deadline);
+  EXPECT_EQ(Describe(actual.command.payload), Describe(expected.command.payload));
+  EXPECT_EQ(model::CommandStateName(actual.state), model::CommandStateName(expected.state));
+  EXPECT_EQ(actual.created_by, expected.created_by);
+  EXPECT_EQ(actual.created_at, expected.created_at);
+  EXPECT_EQ(actual.sent_at, expected.sent_at);
+  EXPECT_EQ(actual.started_at, expected.started_at);
+  EXPECT_EQ(actual.finished_at, expected.finished_at);
+  EXPECT_EQ(actual.attempts, expected.attempts);
+  EXPECT_EQ(actual.cancel_requested, expected.cancel_requested);
+  ExpectSameOutcome(actual.outcome, expected.outcome);
+}
+
+std::vector<std::string> CommandIds(const std::vector<CommandRecord>& commands) {
+  std::vector<std::string> ids;
+  for (const CommandRecord& command : commands) ids.push_back(command.command.id);
+  return ids;
+}
+
+CommandRecord Get(Store& store, const std::string& id) {
+  absl::StatusOr<CommandRecord> command = store.GetCommand(id);
+  EXPECT_TRUE(command.ok()) << command.status();
+  return command.ok() ? *command : CommandRecord();
+}
+
+std::vector<CommandRecord> Pending(Store& store, const std::string& agent_id) {
+  absl::StatusOr<std::vector<CommandRecord>> commands = store.PendingCommands(agent_id);
+  EXPECT_TRUE(commands.ok()) << commands.status();
+  return commands.ok() ? *commands : std::vector<CommandRecord>();
+}
+
+std::vector<CommandRecord> ListCommands(Store& store, CommandFilter filter = {}) {
+  absl::StatusOr<std::vector<CommandRecord>> commands = store.ListCommands(filter);
+  EXPECT_TRUE(commands.ok()) << commands.status();
+  return commands.ok() ? *commands : std::vector<CommandRecord>();
+}
+
+model::CommandOutcome Outcome(CommandState state, absl::string_view detail = "done") {
+  model::CommandOutcome outcome;
+  outcome.state = state;
+  outcome.code = state == CommandState::kSucceeded ? absl::StatusCode::kOk
+                                                   : absl::StatusCode::kFailedPrecondition;
+  outcome.error = state == CommandState::kSucceeded ? "" : "it went wrong";
+  outcome.result.detail = std::string(detail);
+  return outcome;
+}
+
+// The ways a command becomes final, each at `now`.
+enum class FinalPath { kFinish, kCancel, kExpire };
+
+std::string FinalPathName(FinalPath path) {
+  switch (path) {
+    case FinalPath::kFinish:
+      return "FinishCommand";
+    case FinalPath::kCancel:
+      return "CancelCommand";
+    case FinalPath::kExpire:
+      return "ExpireCommands";
+  }
+  return "?";
+}
+
+// Makes the queued command `id` (deadline before `now`) final by `path`; returns the record the
+// call returned.
+CommandRecord MakeFinal(Store& store, const std::string& id, FinalPath path, absl::Time now) {
+  switch (path) {
+    case FinalPath::kFinish: {
+      absl::StatusOr<CommandRecord> finished =
+          store.FinishCommand(id, Outcome(CommandState::kSucceeded), now);
+      EXPECT_TRUE(finished.ok()) << finished.status();
+      return finished.ok() ? *finished : CommandRecord();
+    }
+    case FinalPath::kCancel: {
+      absl::StatusOr<CommandRecord> cancelled = store.CancelCommand(id, now);
+      EXPECT_TRUE(cancelled.ok()) << cancelled.status();
+      return cancelled.ok() ? *cancelled : CommandRecord();
+    }
+    case FinalPath::kExpire: {
+      absl::StatusOr<std::vector<CommandRecord>> expired = store.ExpireCommands(now, kGrace);
+      EXPECT_TRUE(expired.ok()) << expired.status();
+      if (!expired.ok()) return CommandRecord();
+      EXPECT_THAT(CommandIds(*expired), ElementsAre(id));
+      return expired->empty() ? CommandRecord() : expired->front();
+    }
+  }
+  return CommandRecord();
+}
+
+const FinalPath kFinalPaths[] = {FinalPath::kFinish, FinalPath::kCancel, FinalPath::kExpire};
+
+TEST_P(StoreConformanceTest, ACreatedCommandIsQueuedAndComesBackWithEveryField) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  CommandRecord command =
+      Command("cmd-1", "agent-1", model::RebindPayload{"AB01", absl::Seconds(90)},
+              kT0 + absl::Microseconds(123'456), kT0 + absl::Hours(2));
+  command.created_by = "controller";
+  ASSERT_TRUE(store().CreateCommand(command).ok());
+  CommandRecord got = Get(store(), "cmd-1");
+  ExpectSameCommand(got, command);
+  EXPECT_EQ(got.state, CommandState::kQueued);
+  EXPECT_EQ(got.attempts, 0);
+  EXPECT_FALSE(got.outcome.has_value());
+}
+
+TEST_P(StoreConformanceTest, ACreatedCommandStartsQueuedWhateverItsProgressFieldsHold) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  CommandRecord command = Command("cmd-1", "agent-1");
+  command.state = CommandState::kRunning;
+  command.sent_at = kT0;
+  command.started_at = kT0;
+  command.finished_at = kT0;
+  command.attempts = 3;
+  command.cancel_requested = true;
+  command.outcome = Outcome(CommandState::kSucceeded);
+  ASSERT_TRUE(store().CreateCommand(command).ok());
+  ExpectSameCommand(Get(store(), "cmd-1"), Command("cmd-1", "agent-1"));
+}
+
+TEST_P(StoreConformanceTest, EveryPayloadKindRoundTripsWithBinaryDataAndTimeouts) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  const std::string binary(
+      "\x30\x82\x00\x00,3:abc,\n\xff\xfe\x00"
+      "end",
+      18);
+  const std::vector<model::CommandPayload> payloads = {
+      model::ScanPayload{},
+      SecretImport(),
+      model::ImportPayload{binary, std::string("pa\0ss,1:", 8)},
+      model::ImportPayload{"-----BEGIN CERTIFICATE-----\n...", ""},
+      model::RepairPayload{"0123456789ABCDEF0123456789ABCDEF01234567"},
+      model::RebindPayload{"AB01", absl::Milliseconds(2500) + absl::Microseconds(7)},
+      model::RebindPayload{"", absl::ZeroDuration()},
+      model::RebindPayload{"AB01", absl::InfiniteDuration()},
+      model::TrustPayload{binary},
+      model::TrustPayload{""},
+      model::RemovePayload{"CAFE"},
+  };
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    SCOPED_TRACE(Describe(payloads[i]));
+    CommandRecord command = Command(absl::StrCat("cmd-", i), "agent-1", payloads[i]);
+    ASSERT_TRUE(store().CreateCommand(command).ok());
+    ExpectSameCommand(Get(store(), command.command.id), command);
+  }
+  EXPECT_EQ(ListCommands(store()).size(), payloads.size());
+}
+
+TEST_P(StoreConformanceTest, CreatingACommandWithAnExistingIdIsAlreadyExistsAndKeepsTheFirst) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  CommandRecord first = Command("cmd-1", "agent-1", model::RemovePayload{"AAAA"});
+  ASSERT_TRUE(store().CreateCommand(first).ok());
+  absl::Status status =
+      store().CreateCommand(Command("cmd-1", "agent-2", model::RemovePayload{"BBBB"}));
+  EXPECT_EQ(status.code(), absl::StatusCode::kAlreadyExists) << status;
+  ExpectSameCommand(Get(store(), "cmd-1"), first);
+  EXPECT_THAT(Pending(store(), "agent-2"), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, CreatingACommandForAnUnknownAgentIsNotFound) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  absl::Status status = store().CreateCommand(Command("cmd-1", "agent-9"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_EQ(store().GetCommand("cmd-1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(ListCommands(store()), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, CommandsWithEmptyIdsAreInvalidArgument) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  EXPECT_EQ(store().CreateCommand(Command("", "agent-1")).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().CreateCommand(Command("cmd-1", "")).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ListCommands(store()), IsEmpty());
+  EXPECT_EQ(store().GetCommand("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().PendingCommands("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().MarkCommandSent("", kT0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().MarkCommandRunning("", kT0).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().FinishCommand("", Outcome(CommandState::kSucceeded), kT0).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().CancelCommand("", kT0).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreConformanceTest, EveryCommandMethodOnAnUnknownIdIsNotFound) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(store().CreateCommand(Command("cmd-1", "agent-1")).ok());
+  EXPECT_EQ(store().GetCommand("cmd-2").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store().MarkCommandSent("cmd-2", kT0).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store().MarkCommandRunning("cmd-2", kT0).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store().FinishCommand("cmd-2", Outcome(CommandState::kSucceeded), kT0).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store().CancelCommand("cmd-2", kT0).status().code(), absl::StatusCode::kNotFound);
+  ExpectSameCommand(Get(store(), "cmd-1"), Command("cmd-1", "agent-1"));
+}
+
+TEST_P(StoreConformanceTest, MarkCommandSentMovesQueuedToSentAndCountsEverySend) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  CommandRecord command = Command("cmd-1", "agent-1");
+  ASSERT_TRUE(store().CreateCommand(command).ok());
+  ASSERT_TRUE(store().MarkCommandSent("cmd-1", kT0 + absl::Seconds(1)).ok());
+  command.state = CommandState::kSent;
+  command.sent_at = kT0 + absl::Seconds(1);
+  command.attempts = 1;
+  ExpectSameCommand(Get(store(), "cmd-1"), command);
+
+  // Resent after a reconnect.
+  ASSERT_TRUE(store().MarkCommandSent("cmd-1", kT0 + absl::Microseconds(2'000'001)).ok());
+  command.sent_at = kT0 + absl::Microseconds(2'000'001);
+  command.attempts = 2;
+  ExpectSameCommand(Get(store(), "cmd-1"), command);
+}
+
+TEST_P(StoreConformanceTest, MarkCommandSentLeavesARunningCommandRunning) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  CommandRecord command = Command("cmd-1", "agent-1");
+  ASSERT_TRUE(store().CreateCommand(command).ok());
+  ASSERT_TRUE(store().MarkCommandSent("cmd-1", kT0 + absl::Seconds(1)).ok());
+  ASSERT_TRUE(store().MarkCommandRunning("cmd-1", kT0 + absl::Seconds(2)).ok());
+  ASSERT_TRUE(store().MarkCommandSent("cmd-1", kT0 + absl::Seconds(3)).ok());
+  command.state = CommandState::kRunning;
+  command.sent_at = kT0 + absl::Seconds(3);
+  command.started_at = kT0 + absl::Seconds(2);
+  command.attempts = 2;
+  ExpectSameCommand(Get(store(), "cmd-1"), command);
+}
+
+TEST_P(StoreConformanceTest, MarkCommandRunningStartsAQueuedOrASentCommand) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(store().CreateCommand(Command("queued", "agent-1")).ok());
+  ASSERT_TRUE(store().CreateCommand(Command("sent", "agent-1")).ok());
+  ASSERT_TRUE(store().MarkCommandSent("sent", kT0).ok());
+  for (const char* id : {"queued", "sent"}) {
+    SCOPED_TRACE(id);
+    ASSERT_TRUE(store().MarkCommandRunning(id, kT0 + absl::Seconds(5)).ok());
+    CommandRecord got = Get(store(), id);
+    EXPECT_EQ(got.state, CommandState::kRunning);
+    EXPECT_EQ(got.started_at, std::optional<absl::Time>(kT0 + absl::Seconds(5)));
+  }
+  EXPECT_EQ(Get(store(), "queued").attempts, 0);
+  EXPECT_EQ(Get(store(), "sent").attempts, 1);
+}
+
+TEST_P(StoreConformanceTest, MarkCommandRunningOnARunningCommandChangesNothing) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(store().CreateCommand(Command("cmd-1", "agent-1")).ok());
+  ASSERT_TRUE(store().MarkCommandSent("cmd-1", kT0).ok());
+  ASSERT_TRUE(store().MarkCommandRunning("cmd-1", kT0 + absl::Seconds(1)).ok());
+  CommandRecord before = Get(store(), "cmd-1");
+  ASSERT_TRUE(store().MarkCommandRunning("cmd-1", kT0 + absl::Seconds(9)).ok());
+  ExpectSameCommand(Get(store(), "cmd-1"), before);
+}
+
+TEST_P(StoreConformanceTest, AFinalCommandCannotBeSentStartedOrCancelledAndStaysAsItIs) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  for (FinalPath path : kFinalPaths) {
+    SCOPED_TRACE(FinalPathName(path));
+    const std::string id = absl::StrCat("cmd-", FinalPathName(path));
+    ASSERT_TRUE(store().CreateCommand(Command(id, "agent-1", SecretImport())).ok());
+    CommandRecord final_record = MakeFinal(store(), id, path, kT0 + absl::Hours(2));
+    ASSERT_TRUE(model::IsFinal(final_record.state));
+
+    absl::Status sent = store().MarkCommandSent(id, kT0 + absl::Hours(3));
+    EXPECT_EQ(sent.code(), absl::StatusCode::kFailedPrecondition) << sent;
+    absl::Status running = store().MarkCommandRunning(id, kT0 + absl::Hours(3));
+    EXPECT_EQ(running.code(), absl::StatusCode::kFailedPrecondition) << running;
+    absl::StatusOr<CommandRecord> cancelled = store().CancelCommand(id, kT0 + absl::Hours(3));
+    EXPECT_EQ(cancelled.status().code(), absl::StatusCode::kFailedPrecondition)
+        << cancelled.status();
+    absl::StatusOr<std::vector<CommandRecord>> expired =
+        store().ExpireCommands(kT0 + 100 * kDay, kGrace);
+    ASSERT_TRUE(expired.ok()) << expired.status();
+    EXPECT_THAT(*expired, IsEmpty());
+    ExpectSameCommand(Get(store(), id), final_record);
+  }
+}
+
+TEST_P(StoreConformanceTest, FinishCommandStoresTheOutcomeAndReturnsTheRecordAsStored) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  CommandRecord command =
+      Command("cmd-1", "agent-1", model::RebindPayload{"NEW1", absl::Seconds(30)});
+  ASSERT_TRUE(store().CreateCommand(command).ok());
+  ASSERT_TRUE(store().MarkCommandSent("cmd-1", kT0 + absl::Seconds(1)).ok());
+  ASSERT_TRUE(store().MarkCommandRunning("cmd-1", kT0 + absl::Seconds(2)).ok());
+
+  model::CommandOutcome outcome;
+  outcome.state = CommandState::kFailed;
+  outcome.code = absl::StatusCode::kAborted;
+  outcome.error = "HealthService did not log 20053; rolled back";
+  outcome.result.thumbprint = "NEW1";
+  outcome.result.problems = {"NO_PRIVATE_KEY", "", "a,b"};
+  outcome.result.previous_channel_serial = "OLD1";
+  outcome.result.channel_serial = "OLD1";
+  outcome.result.rolled_back = true;
+  outcome.result.events = {
+      {kT0 + absl::Microseconds(3'000'001), 20053, "Information", "certificate loaded"},
+      {kT0 + absl::Seconds(4), 21016, "Error",
+       std::string("multi\nline, with ") + '\0' + " and 4:x,"},
+      {kT0 + absl::Seconds(5), -1, "", ""},
+  };
+  outcome.result.detail = "rebind to NEW1 failed, OLD1 restored";
+  const absl::Time now = kT0 + absl::Microseconds(6'000'007);
+  absl::StatusOr<CommandRecord> finished = store().FinishCommand("cmd-1", outcome, now);
+  ASSERT_TRUE(finished.ok()) << finished.status();
+
+  command.state = CommandState::kFailed;
+  command.sent_at = kT0 + absl::Seconds(1);
+  command.started_at = kT0 + absl::Seconds(2);
+  command.finished_at = now;
+  command.attempts = 1;
+  command.outcome = outcome;
+  ExpectSameCommand(*finished, command);
+  ExpectSameCommand(Get(store(), "cmd-1"), command);
+}
+
+TEST_P(StoreConformanceTest, FinishCommandTakesEveryFinalStateEvenForACommandNeverSent) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  for (CommandState state : {CommandState::kSucceeded, CommandState::kFailed,
+                             CommandState::kCancelled, CommandState::kExpired}) {
+    const std::string id = absl::StrCat("cmd-", model::CommandStateName(state));
+    SCOPED_TRACE(id);
+    ASSERT_TRUE(store().CreateCommand(Command(id, "agent-1")).ok());
+    absl::StatusOr<CommandRecord> finished = store().FinishCommand(id, Outcome(state), kT0);
+    ASSERT_TRUE(finished.ok()) << finished.status();
+    EXPECT_EQ(finished->state, state);
+    ASSERT_TRUE(finished->outcome.has_value());
+    EXPECT_EQ(finished->outcome->state, state);
+    EXPECT_EQ(Get(store(), id).state, state);
+  }
+}
+
+TEST_P(StoreConformanceTest, FinishCommandWithAnOutcomeThatIsNotFinalIsInvalidArgument) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  CommandRecord command = Command("cmd-1", "agent-1", SecretImport());
+  ASSERT_TRUE(store().CreateCommand(command).ok());
+  for (CommandState state : {CommandState::kQueued, CommandState::kSent, CommandState::kRunning}) {
+    SCOPED_TRACE(model::CommandStateName(state));
+    absl::StatusOr<CommandRecord> finished = store().FinishCommand("cmd-1", Outcome(state), kT0);
+    EXPECT_EQ(finished.status().code(), absl::StatusCode::kInvalidArgument) << finished.status();
+  }
+  ExpectSameCommand(Get(store(), "cmd-1"), command);
+}
+
+TEST_P(StoreConformanceTest, FinishingAFinalCommandAgainReturnsTheStoredRecordUnchanged) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(store().CreateCommand(Command("cmd-1", "agent-1")).ok());
+  absl::StatusOr<CommandRecord> first =
+      store().FinishCommand("cmd-1", Outcome(CommandState::kSucceeded, "first"), kT0);
+  ASSERT_TRUE(first.ok()) << first.status();
+  absl::StatusOr<CommandRecord> again = store().FinishCommand(
+      "cmd-1", Outcome(CommandState::kFailed, "second"), kT0 + absl::Minutes(1));
+  ASSERT_TRUE(again.ok()) << again.status();
+  ExpectSameCommand(*again, *first);
+  ExpectSameCommand(Get(store(), "cmd-1"), *first);
+  EXPECT_EQ(again->outcome->result.detail, "first");
+}
+
+TEST_P(StoreConformanceTest, ExactlyOneOfManyConcurrentFinishesTakesEffect) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(store().CreateCommand(Command("cmd-1", "agent-1", SecretImport())).ok());
+  ASSERT_TRUE(store().MarkCommandRunning("cmd-1", kT0).ok());
+  constexpr int kThreads = 8;
+  std::vector<absl::StatusOr<CommandRecord>> results(kThreads, absl::UnknownError("not run"));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      results[i] = store().FinishCommand(
+          "cmd-1",
+          Outcome(i % 2 == 0 ? CommandState::kSucceeded : CommandState::kFailed,
+                  absl::StrCat("report ", i)),
+          kT0 + absl::Seconds(i + 1));
+    });
+  }
+  for (std::thread& t : threads) t.join();
+
+  CommandRecord stored = Get(store(), "cmd-1");
+  ASSERT_TRUE(stored.outcome.has_value());
+  int winners = 0;
+  for (int i = 0; i < kThreads; ++i) {
+    SCOPED_TRACE(absl::StrCat("thread ", i));
+    ASSERT_TRUE(results[i].ok()) << results[i].status();
+    ExpectSameCommand(*results[i], stored);
+    if (stored.outcome->result.detail == absl::StrCat("report ", i)) {
+      ++winners;
+      EXPECT_EQ(stored.finished_at, std::optional<absl::Time>(kT0 + absl::Seconds(i + 1)));
+      EXPECT_EQ(stored.state, i % 2 == 0 ? CommandState::kSucceeded : CommandState::kFailed);
+    }
+  }
+  EXPECT_EQ(winners, 1);
+  EXPECT_EQ(PasswordOf(stored), "");
+}
+
+TEST_P(StoreConformanceTest, CancellingAQueuedCommandCancelsItAtOnce) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(store().CreateCommand(Command("cmd-1", "agent-1")).ok());
+  const absl::Time now = kT0 + absl::Microseconds(1);
+  absl::StatusOr<CommandRecord> cancelled = store().CancelCommand("cmd-1", now);
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->state, CommandState::kCancelled);
+  EXPECT_EQ(cancelled->finished_at, std::optional<absl::Time>(now));
+  ASSERT_TRUE(cancelled->outcome.has_value());
+  EXPECT_EQ(cancelled->outcome->state, CommandState::kCancelled);
+  EXPECT_EQ(cancelled->outcome->code, absl::StatusCode::kCancelled);
+  ExpectSameCommand(Get(store(), "cmd-1"), *cancelled);
+  EXPECT_THAT(Pending(store(), "agent-1"), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, CancellingASentOrRunningCommandOnlyRequestsIt) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(store().CreateCommand(Command("sent", "agent-1", SecretImport(), kT0)).ok());
+  ASSERT_TRUE(
+      store().CreateCommand(Command("running", "agent-1", SecretImport(), kT0 + kDay)).ok());
+  ASSERT_TRUE(store().MarkCommandSent("sent", kT0).ok());
+  ASSERT_TRUE(store().MarkCommandSent("running", kT0).ok());
+  ASSERT_TRUE(store().MarkCommandRunning("running", kT0).ok());
+  for (const char* id : {"sent", "running"}) {
+    SCOPED_TRACE(id);
+    CommandRecord expected = Get(store(), id);
+    expected.cancel_requested = true;
+    absl::StatusOr<CommandRecord> cancelled = store().CancelCommand(id, kT0 + absl::Seconds(1));
+    ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+    ExpectSameCommand(*cancelled, expected);
+    // Asking again changes nothing.
+    cancelled = store().CancelCommand(id, kT0 + absl::Seconds(2));
+    ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+    ExpectSameCommand(*cancelled, expected);
+    ExpectSameCommand(Get(store(), id), expected);
+    // Still to be sent on reconnect, with its password: the agent decides.
+    EXPECT_EQ(PasswordOf(expected), SecretImport().password);
+  }
+  EXPECT_THAT(CommandIds(Pending(store(), "agent-1")), ElementsAre("sent", "running"));
+
+  // The agent's report makes it final.
+  absl::StatusOr<CommandRecord> finished =
+      store().FinishCommand("running", Outcome(CommandState::kCancelled), kT0 + absl::Seconds(3));
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  EXPECT_EQ(finished->state, CommandState::kCancelled);
+  EXPECT_TRUE(finished->cancel_requested);
+}
+
+TEST_P(StoreConformanceTest, PendingCommandsAreTheAgentsUnfinishedOnesOldestFirst) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  // Created out of order: "oldest first" follows created_at.
+  ASSERT_TRUE(store().CreateCommand(Command("c3", "agent-1", {}, kT0 + absl::Seconds(3))).ok());
+  ASSERT_TRUE(store().CreateCommand(Command("c1", "agent-1", {}, kT0 + absl::Seconds(1))).ok());
+  ASSERT_TRUE(store().CreateCommand(Command("c4", "agent-1", {}, kT0 + absl::Seconds(4))).ok());
+  ASSERT_TRUE(store().CreateCommand(Command("c2", "agent-1", {}, kT0 + absl::Seconds(2))).ok());
+  ASSERT_TRUE(store().CreateCommand(Command("c5", "agent-1", {}, kT0 + absl::Seconds(5))).ok());
+  ASSERT_TRUE(store().CreateCommand(Command("c6", "agent-1", {}, kT0 + absl::Seconds(6))).ok());
+  ASSERT_TRUE(store().CreateCommand(Command("other", "agent-2", {}, kT0)).ok());
+  ASSERT_TRUE(store().MarkCommandSent("c3", kT0 + kDay).ok());
+  ASSERT_TRUE(store().MarkCommandRunning("c4", kT0 + kDay).ok());
+  ASSERT_TRUE(store().FinishCommand("c2", Outcome(CommandState::kSucceeded), kT0 + kDay).ok());
+  ASSERT_TRUE(store().CancelCommand("c5", kT0 + kDay).ok());
+  ASSERT_TRUE(store().CancelCommand("c6", kT0 + kDay).ok());  // queued: cancelled at once
+
+  std::vector<CommandRecord> pending = Pending(store(), "agent-1");
+  EXPECT_THAT(CommandIds(pending), ElementsAre("c1", "c3", "c4"));
+  EXPECT_THAT(CommandIds(Pending(store(), "agent-2")), ElementsAre("other"));
+  EXPECT_THAT(Pending(store(), "agent-9"), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, ListCommandsFiltersByAgentAndState) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  ASSERT_TRUE(store().CreateCommand(Command("a1", "agent-1", {}, kT0 + absl::Seconds(1))).ok());
+  ASSERT_TRUE(store().CreateCommand(Command("b1", "agent-2", {}, kT0 + absl::Seconds(2))).ok());
+  ASSERT_TRUE(store().CreateCommand(Command("a2", "agent-1", {}, kT0 + absl::Seconds(3))).ok());
+  ASSERT_TRUE(store().CreateCommand(Command("b2", "agent-2", {}, kT0 + absl::Seconds(4))).ok());
+  ASSERT_TRUE(store().FinishCommand("a2", Outcome(CommandState::kFailed), kT0 + kDay).ok());
+  ASSERT_TRUE(store().FinishCommand("b2", Outcome(CommandState::kFailed), kT0 + kDay).ok());
+
+  EXPECT_THAT(CommandIds(ListCommands(store())), ElementsAre("a1", "b1", "a2", "b2"));
+  CommandFilter filter;
+  filter.agent_id = "agent-1";
+  EXPECT_THAT(CommandIds(ListCommands(store(), filter)), ElementsAre("a1", "a2"));
+  filter.state = CommandState::kFailed;
+  EXPECT_THAT(CommandIds(ListCommands(store(), filter)), ElementsAre("a2"));
+  filter.agent_id.reset();
+  EXPECT_THAT(CommandIds(ListCommands(store(), filter)), ElementsAre("a2", "b2"));
+  filter.state = CommandState::kQueued;
+  EXPECT_THAT(CommandIds(ListCommands(store(), filter)), ElementsAre("a1", "b1"));
+  filter.state = CommandState::kRunning;
+  EXPECT_THAT(ListCommands(store(), filter), IsEmpty());
+  filter.state.reset();
+  filter.agent_id = "agent-9";
+  EXPECT_THAT(ListCommands(store(), filter), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, ListCommandsReturnsTheNewestLimitOldestFirst) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  // Created out of order.
+  for (int i : {3, 0, 4, 1, 5, 2}) {
+    ASSERT_TRUE(store()
+                    .CreateCommand(Command(absl::StrCat("c", i), i % 2 == 0 ? "agent-1" : "agent-2",
+                                           {}, kT0 + absl::Microseconds(i)))
+                    .ok());
+  }
+  CommandFilter filter;
+  filter.limit = 3;
+  EXPECT_THAT(CommandIds(ListCommands(store(), filter)), ElementsAre("c3", "c4", "c5"));
+  filter.limit = 1;
+  EXPECT_THAT(CommandIds(ListCommands(store(), filter)), ElementsAre("c5"));
+  filter.limit = 6;
+  EXPECT_THAT(CommandIds(ListCommands(store(), filter)),
+              ElementsAre("c0", "c1", "c2", "c3", "c4", "c5"));
+  filter.limit = std::numeric_limits<size_t>::max();
+  EXPECT_EQ(ListCommands(store(), filter).size(), 6u);
+  filter.limit = 2;
+  filter.agent_id = "agent-1";
+  EXPECT_THAT(CommandIds(ListCommands(store(), filter)), ElementsAre("c2", "c4"));
+}
+
+TEST_P(StoreConformanceTest, ListingCommandsWithLimitZeroIsInvalidArgument) {
+  CommandFilter filter;
+  filter.limit = 0;
+  EXPECT_EQ(store().ListCommands(filter).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreConformanceTest, ExpireCommandsExpiresQueuedAndSentCommandsStrictlyPastTheirDeadline) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  const absl::Time now = kT0 + kDay;
+  const absl::Time just_before = now - absl::Microseconds(1);
+  ASSERT_TRUE(store().CreateCommand(Command("queued-late", "agent-1", {}, kT0, just_before)).ok());
+  ASSERT_TRUE(store().CreateCommand(Command("queued-on-time", "agent-1", {}, kT0, now)).ok());
+  ASSERT_TRUE(store().CreateCommand(Command("sent-late", "agent-2", {}, kT0, just_before)).ok());
+  ASSERT_TRUE(store().CreateCommand(Command("sent-on-time", "agent-2", {}, kT0, now)).ok());
+  ASSERT_TRUE(store().CreateCommand(Command("done", "agent-1", {}, kT0, kT0)).ok());
+  ASSERT_TRUE(store()
+                  .CreateCommand(Command("forever", "agent-1", {}, kT0 + absl::Microseconds(1),
+                                         absl::InfiniteFuture()))
+                  .ok());
+  ASSERT_TRUE(store().MarkCommandSent("sent-late", kT0).ok());
+  ASSERT_TRUE(store().MarkCommandSent("sent-on-time", kT0).ok());
+  ASSERT_TRUE(store().FinishCommand("done", Outcome(CommandState::kSucceeded), kT0).ok());
+
+  absl::StatusOr<std::vector<CommandRecord>> expired = store().ExpireCommands(now, kGrace);
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  EXPECT_THAT(CommandIds(*expired), UnorderedElementsAre("queued-late", "sent-late"));
+  for (const CommandRecord& command : *expired) {
+    SCOPED_TRACE(command.command.id);
+    EXPECT_EQ(command.state, CommandState::kExpired);
+    EXPECT_EQ(command.finished_at, std::optional<absl::Time>(now));
+    ASSERT_TRUE(command.outcome.has_value());
+    EXPECT_EQ(command.outcome->state, CommandState::kExpired);
+    EXPECT_EQ(command.outcome->code, absl::StatusCode::kDeadlineExceeded);
+    ExpectSameCommand(Get(store(), command.command.id), command);
+  }
+  EXPECT_EQ(Get(store(), "sent-late").attempts, 1);
+  EXPECT_EQ(Get(store(), "queued-on-time").state, CommandState::kQueued);
+  EXPECT_EQ(Get(store(), "sent-on-time").state, CommandState::kSent);
+  EXPECT_EQ(Get(store(), "done").state, CommandState::kSucceeded);
+  EXPECT_THAT(CommandIds(Pending(store(), "agent-1")), ElementsAre("queued-on-time", "forever"));
+
+  // Expired ones are final: a second sweep finds nothing new, and a late report changes nothing.
+  expired = store().ExpireCommands(now, kGrace);
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  EXPECT_THAT(*expired, IsEmpty());
+  absl::StatusOr<CommandRecord> late =
+      store().FinishCommand("sent-late", Outcome(CommandState::kSucceeded), now);
+  ASSERT_TRUE(late.ok()) << late.status();
+  EXPECT_EQ(late->state, CommandState::kExpired);
+}
+
+TEST_P(StoreConformanceTest, ExpireCommandsGivesRunningCommandsTheGrace) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  const absl::Time now = kT0 + kDay;
+  const std::pair<const char*, absl::Time> running[] = {
+      {"within-grace", now - absl::Minutes(1)},
+      {"at-grace", now - kGrace},
+      {"past-grace", now - kGrace - absl::Microseconds(1)},
+  };
+  for (const auto& [id, deadline] : running) {
+    ASSERT_TRUE(store().CreateCommand(Command(id, "agent-1", {}, kT0, deadline)).ok());
+    ASSERT_TRUE(store().MarkCommandSent(id, kT0).ok());
+    ASSERT_TRUE(store().MarkCommandRunning(id, kT0).ok());
+  }
+  absl::StatusOr<std::vector<CommandRecord>> expired = store().ExpireCommands(now, kGrace);
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  EXPECT_THAT(CommandIds(*expired), ElementsAre("past-grace"));
+  EXPECT_EQ(Get(store(), "within-grace").state, CommandState::kRunning);
+  EXPECT_EQ(Get(store(), "at-grace").state, CommandState::kRunning);
+
+  // Without grace, both are past their deadline.
+  expired = store().ExpireCommands(now, absl::ZeroDuration());
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  EXPECT_THAT(CommandIds(*expired), UnorderedElementsAre("within-grace", "at-grace"));
+}
+
+TEST_P(StoreConformanceTest, ExpiringWithNothingDueReturnsNothing) {
+  absl::StatusOr<std::vector<CommandRecord>> expired = store().ExpireCommands(kT0, kGrace);
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  EXPECT_THAT(*expired, IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, AnImportsSecretsAreKeptUntilFinalAndScrubbedOnEveryFinalPath) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  for (FinalPath path : kFinalPaths) {
+    SCOPED_TRACE(FinalPathName(path));
+    const std::string id = absl::StrCat("import-", FinalPathName(path));
+    ASSERT_TRUE(
+        store().CreateCommand(Command(id, "agent-1", SecretImport(), kT0, kT0 + kDay)).ok());
+    // Still needed while the command may be (re)sent.
+    EXPECT_EQ(PasswordOf(Get(store(), id)), SecretImport().password);
+    EXPECT_EQ(PasswordOf(Pending(store(), "agent-1").front()), SecretImport().password);
+
+    CommandRecord final_record = MakeFinal(store(), id, path, kT0 + 2 * kDay);
+    ASSERT_TRUE(model::IsFinal(final_record.state));
+    EXPECT_EQ(PasswordOf(final_record), "");
+    CommandRecord got = Get(store(), id);
+    EXPECT_EQ(PasswordOf(got), "");
+    // The file goes too: a PEM may carry an unencrypted private key.
+    EXPECT_EQ(std::get<model::ImportPayload>(got.command.payload).data, "");
+    for (const CommandRecord& listed : ListCommands(store())) {
+      if (listed.command.id == id) {
+        EXPECT_EQ(PasswordOf(listed), "");
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -15,9 +15,11 @@
 //
 // Besides store.h's contract the suite expects what any implementation should do with bad
 // input (InvalidArgument for empty ids, hashes, FQDNs, stores and thumbprints, malformed
-// removed keys, duplicate certificates in a full inventory), FQDNs compared ASCII
-// case-insensitively (also for tokens bound to an FQDN), FQDNs ordered bytewise, and times
-// kept to the microsecond.
+// removed keys, duplicate certificates in a full inventory, a CommandFilter limit of 0), FQDNs
+// compared ASCII case-insensitively (also for tokens bound to an FQDN), FQDNs ordered bytewise,
+// times and durations kept to the microsecond, and CreateCommand ignoring the progress fields
+// (state, times, attempts, cancel_requested, outcome) of the record it is given. It never
+// depends on the order of commands created at the same instant.
 
 #include <functional>
 #include <memory>
