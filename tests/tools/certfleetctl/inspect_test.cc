@@ -1,5 +1,7 @@
 #include "tools/certfleetctl/inspect.h"
 
+#include <unistd.h>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -337,6 +339,11 @@ TEST(ReadPasswordFile, MissingFileIsNotFound) {
   EXPECT_EQ(ReadPasswordFile("/nonexistent/password").status().code(), absl::StatusCode::kNotFound);
 }
 
+// A path in the test temp directory unique to this process: ctest runs tests in parallel.
+std::string TempPath(absl::string_view name) {
+  return absl::StrCat(::testing::TempDir(), "/certfleetctl_binary_", ::getpid(), "_", name);
+}
+
 // The real binary, as an operator runs it.
 class CertfleetctlBinaryTest : public ::testing::Test {
  protected:
@@ -347,7 +354,7 @@ class CertfleetctlBinaryTest : public ::testing::Test {
   };
 
   Result Run(const std::string& args) {
-    std::string base = ::testing::TempDir() + "/certfleetctl_binary_test";
+    std::string base = TempPath("test");
     std::string command =
         absl::StrCat("'", CERTFLEETCTL_BIN, "' ", args, " >", base, ".out 2>", base, ".err");
     int status = std::system(command.c_str());
@@ -363,9 +370,9 @@ class CertfleetctlBinaryTest : public ::testing::Test {
 };
 
 TEST_F(CertfleetctlBinaryTest, GarbageAndMissingFilesExitTwoWithAnErrorPerFile) {
-  std::string garbage = ::testing::TempDir() + "/certfleetctl_binary_garbage.bin";
+  std::string garbage = TempPath("garbage.bin");
   std::ofstream(garbage, std::ios::binary) << "garbage";
-  std::string missing = ::testing::TempDir() + "/certfleetctl_binary_missing.pem";
+  std::string missing = TempPath("missing.pem");
   Result r = Run(absl::StrCat("inspect --output json '", garbage, "' '", missing, "'"));
   EXPECT_EQ(r.exit_code, 2) << r.err;
   google::protobuf::ListValue items;
@@ -386,8 +393,8 @@ TEST_F(CertfleetctlBinaryTest, PasswordFileOpensAPfxAndThePasswordIsNeverPrinted
   auto pfx = common::crypto::BuildPkcs12(leaf.key.get(), leaf.cert.get(), {}, kPassword,
                                          common::crypto::Pkcs12Cipher::kLegacyRc2);
   ASSERT_TRUE(pfx.ok());
-  std::string pfx_path = ::testing::TempDir() + "/certfleetctl_binary_leaf.pfx";
-  std::string pw_path = ::testing::TempDir() + "/certfleetctl_binary_pw";
+  std::string pfx_path = TempPath("leaf.pfx");
+  std::string pw_path = TempPath("pw");
   std::ofstream(pfx_path, std::ios::binary) << *pfx;
   std::ofstream(pw_path, std::ios::binary) << kPassword << "\n";
   Result r = Run(absl::StrCat("inspect -o json --fqdn ", kFqdn, " --password-file '", pw_path,
