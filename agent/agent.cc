@@ -4,6 +4,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "agent/client/backoff.h"
+#include "agent/client/command_worker.h"
+#include "agent/commands/command_runner.h"
+#include "agent/journal/journal.h"
 #include "agent/inventory/inventory.h"
 #include "common/files/file_util.h"
 #include "common/logging/log.h"
@@ -11,6 +14,33 @@
 
 namespace certfleet::agent {
 namespace {
+
+// The stream's view of the agent's command machinery.
+class WorkerHandler final : public rpc::CommandHandler {
+ public:
+  WorkerHandler(client::CommandWorker& worker, commands::CommandRunner& runner)
+      : worker_(worker), runner_(runner) {}
+  void Submit(common::model::Command command) override { worker_.Submit(std::move(command)); }
+  void Cancel(absl::string_view id) override { worker_.Cancel(id); }
+  void Acknowledged(absl::string_view id) override {
+    if (absl::Status s = runner_.MarkReported(id); !s.ok()) {
+      common::LogWarning("journal: ", s.ToString());
+    }
+  }
+  std::vector<std::pair<std::string, common::model::CommandOutcome>> Unreported() override {
+    auto u = runner_.Unreported();
+    if (!u.ok()) {
+      common::LogWarning("journal: ", u.status().ToString());
+      return {};
+    }
+    return std::move(*u);
+  }
+  void SetReporter(Reporter reporter) override { worker_.SetReporter(std::move(reporter)); }
+
+ private:
+  client::CommandWorker& worker_;
+  commands::CommandRunner& runner_;
+};
 
 bool Retryable(const absl::Status& s) {
   return s.code() == absl::StatusCode::kUnavailable ||
@@ -97,6 +127,20 @@ absl::Status Agent::Run() {
     if (creds.status().code() == absl::StatusCode::kCancelled) return absl::OkStatus();
     return creds.status();
   }
+  CF_ASSIGN_OR_RETURN(std::unique_ptr<journal::Journal> journal,
+                      journal::Journal::Open(options_.state_dir + "/journal.db"),
+                      "command journal");
+  commands::CommandRunner::Options runner_options;
+  runner_options.warn_within = options_.warn_within;
+  commands::CommandRunner runner(runner_options,
+                                 commands::CommandRunner::Deps{deps_.host, *journal, deps_.clock});
+  // A rebind cut short by a crash is finished or rolled back before anything else happens.
+  if (absl::Status s = runner.Recover(); !s.ok()) {
+    common::LogError("recovering interrupted commands: ", s.ToString());
+  }
+  client::CommandWorker worker(runner);
+  WorkerHandler handler(worker, runner);
+
   rpc::SessionOptions so;
   so.controller = options_.controller;
   so.platform = deps_.host.Name();
@@ -113,7 +157,7 @@ absl::Status Agent::Run() {
     opts.events_since = opts.now - absl::Hours(24);
     return inventory::ScanHost(deps_.host, opts);
   };
-  rpc::Session session(*creds, so, scan);
+  rpc::Session session(*creds, so, scan, &handler);
   {
     absl::MutexLock lock(&mu_);
     if (stop_) return absl::OkStatus();
@@ -134,8 +178,11 @@ absl::Status Agent::Run() {
                        "; reconnecting in ", absl::FormatDuration(wait));
     if (!SleepUnlessStopped(wait)) break;
   }
-  absl::MutexLock lock(&mu_);
-  session_ = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    session_ = nullptr;
+  }
+  worker.Stop();
   return absl::OkStatus();
 }
 

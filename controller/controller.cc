@@ -18,9 +18,13 @@ absl::StatusOr<std::pair<std::string, int>> SplitHostPort(absl::string_view addr
   if (colon == absl::string_view::npos || colon == 0) return bad();
   absl::string_view host = address.substr(0, colon);
   int port = 0;
-  if (!absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 0 || port > 65535) {
-    return bad();
+  absl::string_view port_text = address.substr(colon + 1);
+  // Digits only: SimpleAtoi also takes "+7443" and "7443 ", and gRPC cannot bind the latter
+  // (Start would then blame the port with Unavailable instead of this InvalidArgument).
+  for (char ch : port_text) {
+    if (ch < '0' || ch > '9') return bad();
   }
+  if (port_text.size() > 5 || !absl::SimpleAtoi(port_text, &port) || port > 65535) return bad();
   if (host.front() == '[') {
     if (host.back() != ']' || host.size() < 3) return bad();
     host = host.substr(1, host.size() - 2);
@@ -50,14 +54,15 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
   CF_ASSIGN_OR_RETURN(c->store_, store::SqliteStore::Open(store_options));
   c->executor_ = std::make_unique<common::Executor>(options.worker_threads);
   c->fleet_ = std::make_unique<fleet::Fleet>(*c->store_, clock);
+  c->commands_ = std::make_unique<commands::CommandService>(*c->store_, *c->fleet_, clock);
   c->enrollment_ = std::make_unique<enrollment::EnrollmentService>(*c->store_, *c->pki_, clock);
   c->admin_ =
       std::make_unique<admin::AdminService>(*c->store_, *c->fleet_, *c->enrollment_, clock);
   rpc::AgentGatewayOptions gw_options;
   gw_options.scan_interval = options.scan_interval;
   c->gateway_service_ = std::make_unique<rpc::AgentGatewayService>(
-      rpc::AgentGatewayDeps{*c->enrollment_, *c->fleet_, *c->executor_}, gw_options);
-  c->admin_service_ = std::make_unique<rpc::AdminApiService>(*c->admin_, *c->executor_);
+      rpc::AgentGatewayDeps{*c->enrollment_, *c->fleet_, *c->commands_, *c->executor_}, gw_options);
+  c->admin_service_ = std::make_unique<rpc::AdminApiService>(*c->admin_, *c->commands_, *c->executor_);
 
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   ssl.pem_root_certs = c->pki_->RootPem();
@@ -86,6 +91,25 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
   CF_RETURN_IF_ERROR(
       common::WriteFileAtomically(options.state_dir + "/listen.addr", bound + "\n", 0644));
   common::LogInfo("controller listening on ", bound, " (state in ", options.state_dir, ")");
+  Controller* self = c.get();
+  c->sweeper_ = std::thread([self] {
+    while (true) {
+      {
+        absl::MutexLock lock(&self->shutdown_mu_);
+        auto stopping = [self]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->shutdown_mu_) {
+          return self->shut_down_;
+        };
+        if (self->shutdown_mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::Seconds(1))) {
+          return;
+        }
+      }
+      self->executor_->Post([self] {
+        if (auto n = self->commands_->ExpireDue(); !n.ok()) {
+          common::LogError("expiring commands: ", n.status().ToString());
+        }
+      });
+    }
+  });
   return c;
 }
 
@@ -107,6 +131,7 @@ void Controller::Shutdown() {
     if (fleet_) fleet_->CloseAll();
     server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   }
+  if (sweeper_.joinable()) sweeper_.join();
   if (executor_) executor_->Shutdown();
 }
 

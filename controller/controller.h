@@ -2,6 +2,7 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
@@ -12,6 +13,7 @@
 #include "common/time/clock.h"
 #include "controller/admin/admin_service.h"
 #include "controller/ca/controller_pki.h"
+#include "controller/commands/command_service.h"
 #include "controller/enrollment/enrollment_service.h"
 #include "controller/fleet/fleet.h"
 #include "controller/rpc/admin_api.h"
@@ -58,12 +60,15 @@ class Controller {
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<common::Executor> executor_;
   std::unique_ptr<fleet::Fleet> fleet_;
+  std::unique_ptr<commands::CommandService> commands_;
   std::unique_ptr<enrollment::EnrollmentService> enrollment_;
   std::unique_ptr<admin::AdminService> admin_;
   std::unique_ptr<rpc::AgentGatewayService> gateway_service_;
   std::unique_ptr<rpc::AdminApiService> admin_service_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
+  // Expires commands past their deadline, once a second.
+  std::thread sweeper_;
   absl::Mutex shutdown_mu_;
   bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
 };

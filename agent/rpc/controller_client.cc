@@ -8,6 +8,7 @@
 #include "common/crypto/csr.h"
 #include "common/crypto/keys.h"
 #include "common/logging/log.h"
+#include "common/rpc/command_convert.h"
 #include "common/model/join_token.h"
 #include "common/rpc/grpc_status.h"
 #include "common/status/status_macros.h"
@@ -75,8 +76,12 @@ absl::StatusOr<Credentials> Enroll(const EnrollParams& params) {
 }
 
 Session::Session(const Credentials& credentials, SessionOptions options,
-                 std::function<absl::StatusOr<inventory::HostInventory>()> scan)
-    : credentials_(credentials), options_(std::move(options)), scan_(std::move(scan)) {
+                 std::function<absl::StatusOr<inventory::HostInventory>()> scan,
+                 CommandHandler* commands)
+    : credentials_(credentials),
+      options_(std::move(options)),
+      scan_(std::move(scan)),
+      commands_(commands) {
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = credentials_.ca_pem;
   ssl.pem_private_key = credentials_.key_pem;
@@ -92,19 +97,80 @@ void Session::Stop() {
   if (context_) context_->TryCancel();
 }
 
-void Session::ReadLoop(
-    grpc::ClientReaderWriter<AgentMessage, ControllerMessage>* stream) {
+bool Session::Write(Stream* stream, const AgentMessage& message) {
+  absl::MutexLock lock(&write_mu_);
+  return stream->Write(message);
+}
+
+void Session::SendUnreported(Stream* stream) {
+  if (!commands_) return;
+  for (const auto& [id, outcome] : commands_->Unreported()) {
+    AgentMessage m;
+    common::rpc::ToProto(id, outcome, m.mutable_command_update());
+    if (!Write(stream, m)) return;
+  }
+}
+
+void Session::ReadLoop(Stream* stream) {
   ControllerMessage msg;
   while (stream->Read(&msg)) {
-    absl::MutexLock lock(&mu_);
-    if (msg.has_welcome()) {
-      welcomed_ = true;
-      if (msg.welcome().has_scan_interval()) {
-        controller_interval_ = absl::Milliseconds(
-            google::protobuf::util::TimeUtil::DurationToMilliseconds(msg.welcome().scan_interval()));
+    switch (msg.payload_case()) {
+      case ControllerMessage::kWelcome: {
+        {
+          absl::MutexLock lock(&mu_);
+          welcomed_ = true;
+          if (msg.welcome().has_scan_interval()) {
+            controller_interval_ =
+                absl::Milliseconds(google::protobuf::util::TimeUtil::DurationToMilliseconds(
+                    msg.welcome().scan_interval()));
+          }
+        }
+        // Outcomes finished while disconnected (or not acknowledged) go first.
+        SendUnreported(stream);
+        break;
       }
-    } else if (msg.has_inventory_ack() && msg.inventory_ack().resync()) {
-      resync_ = true;
+      case ControllerMessage::kInventoryAck:
+        if (msg.inventory_ack().resync()) {
+          absl::MutexLock lock(&mu_);
+          resync_ = true;
+        }
+        break;
+      case ControllerMessage::kCommand: {
+        auto command = common::rpc::FromProto(msg.command());
+        if (!command.ok()) {
+          common::LogWarning("refusing a malformed command: ", command.status().ToString());
+          if (!msg.command().id().empty() && msg.command().id().size() <= 128) {
+            common::model::CommandOutcome bad;
+            bad.state = common::model::CommandState::kFailed;
+            bad.code = command.status().code();
+            bad.error = std::string(command.status().message());
+            AgentMessage m;
+            common::rpc::ToProto(msg.command().id(), bad, m.mutable_command_update());
+            Write(stream, m);
+          }
+          break;
+        }
+        if (!commands_) {
+          common::model::CommandOutcome refused;
+          refused.state = common::model::CommandState::kFailed;
+          refused.code = absl::StatusCode::kFailedPrecondition;
+          refused.error = "this agent does not run commands";
+          AgentMessage m;
+          common::rpc::ToProto(command->id, refused, m.mutable_command_update());
+          Write(stream, m);
+          break;
+        }
+        commands_->Submit(std::move(*command));
+        break;
+      }
+      case ControllerMessage::kCancel:
+        if (commands_) commands_->Cancel(msg.cancel().command_id());
+        break;
+      case ControllerMessage::kCommandAck:
+        if (commands_) commands_->Acknowledged(msg.command_ack().command_id());
+        break;
+      case ControllerMessage::PAYLOAD_NOT_SET:
+        break;
     }
   }
   absl::MutexLock lock(&mu_);
@@ -121,9 +187,29 @@ absl::Status Session::Run(bool* welcomed) {
     read_done_ = false;
     welcomed_ = false;
     resync_ = false;
+    scan_now_ = false;
   }
   auto stream = stub_->Connect(&ctx);
-  std::thread reader([this, s = stream.get()] { ReadLoop(s); });
+  Stream* raw = stream.get();
+  if (commands_) {
+    commands_->SetReporter([this, raw](const std::string& id,
+                                       const common::model::CommandOutcome* outcome) {
+      AgentMessage m;
+      if (outcome) {
+        common::rpc::ToProto(id, *outcome, m.mutable_command_update());
+      } else {
+        m.mutable_command_update()->set_command_id(id);
+        m.mutable_command_update()->set_phase(certfleet::v1::CommandUpdate::RUNNING);
+      }
+      Write(raw, m);
+      if (outcome) {
+        // The host changed (or was asked to be scanned): report it now.
+        absl::MutexLock lock(&mu_);
+        scan_now_ = true;
+      }
+    });
+  }
+  std::thread reader([this, raw] { ReadLoop(raw); });
 
   AgentMessage hello;
   hello.mutable_hello()->set_agent_id(credentials_.agent_id);
@@ -133,7 +219,7 @@ absl::Status Session::Run(bool* welcomed) {
   hello.mutable_hello()->mutable_facts()->set_fqdn(options_.fqdn);
   hello.mutable_hello()->mutable_facts()->set_platform(options_.platform);
   hello.mutable_hello()->mutable_facts()->set_agent_version(options_.version);
-  bool ok = stream->Write(hello);
+  bool ok = Write(raw, hello);
 
   InventoryTracker tracker;
   absl::Status scan_error;
@@ -144,6 +230,7 @@ absl::Status Session::Run(bool* welcomed) {
       if (stop_ || read_done_) break;
       force_full = resync_;
       resync_ = false;
+      scan_now_ = false;
     }
     auto scan = scan_();
     if (scan.ok()) {
@@ -151,7 +238,7 @@ absl::Status Session::Run(bool* welcomed) {
       if (msg) {
         AgentMessage out;
         *out.mutable_inventory() = std::move(*msg);
-        ok = stream->Write(out);
+        ok = Write(raw, out);
         if (!ok) break;
       }
     } else {
@@ -163,11 +250,15 @@ absl::Status Session::Run(bool* welcomed) {
       interval = controller_interval_;
     }
     auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return stop_ || read_done_ || resync_;
+      return stop_ || read_done_ || resync_ || scan_now_;
     };
     mu_.AwaitWithTimeout(absl::Condition(&wake), interval);
   }
-  stream->WritesDone();
+  if (commands_) commands_->SetReporter(nullptr);
+  {
+    absl::MutexLock lock(&write_mu_);
+    stream->WritesDone();
+  }
   {
     absl::MutexLock lock(&mu_);
     if (!read_done_) ctx.TryCancel();  // unblocks the reader when the stream is still open

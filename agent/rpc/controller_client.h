@@ -3,6 +3,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -12,6 +14,7 @@
 #include "absl/time/time.h"
 #include "agent/inventory/inventory.h"
 #include "certfleet/v1/agent.grpc.pb.h"
+#include "common/model/command.h"
 
 namespace certfleet::agent::rpc {
 
@@ -38,6 +41,23 @@ struct EnrollParams {
 // PermissionDenied FQDN binding); Unavailable when the controller cannot be reached.
 absl::StatusOr<Credentials> Enroll(const EnrollParams& params);
 
+// What a Session does with commands; the agent implements it over its CommandWorker and
+// CommandRunner. Thread-safe.
+class CommandHandler {
+ public:
+  using Reporter =
+      std::function<void(const std::string& id, const common::model::CommandOutcome* outcome)>;
+  virtual ~CommandHandler() = default;
+  virtual void Submit(common::model::Command command) = 0;
+  virtual void Cancel(absl::string_view id) = 0;
+  // The controller stored the outcome of `id`.
+  virtual void Acknowledged(absl::string_view id) = 0;
+  // Finished outcomes the controller has not acknowledged, oldest first.
+  virtual std::vector<std::pair<std::string, common::model::CommandOutcome>> Unreported() = 0;
+  // Where progress goes while a stream is up (`outcome` null = started); empty to detach.
+  virtual void SetReporter(Reporter reporter) = 0;
+};
+
 struct SessionOptions {
   std::string controller;
   std::string platform;
@@ -56,8 +76,10 @@ struct SessionOptions {
 class Session {
  public:
   // `scan` produces a fresh inventory; it runs on the calling thread of Run.
+  // `commands` may be null: the session then refuses commands (FailedPrecondition outcome).
   Session(const Credentials& credentials, SessionOptions options,
-          std::function<absl::StatusOr<inventory::HostInventory>()> scan);
+          std::function<absl::StatusOr<inventory::HostInventory>()> scan,
+          CommandHandler* commands);
 
   // Runs the stream to its end. Returns the stream's final status (OK after Stop).
   // `welcomed` is set true once the controller accepted the Hello.
@@ -65,14 +87,20 @@ class Session {
   void Stop();
 
  private:
-  void ReadLoop(grpc::ClientReaderWriter<certfleet::v1::AgentMessage,
-                                         certfleet::v1::ControllerMessage>* stream);
+  using Stream =
+      grpc::ClientReaderWriter<certfleet::v1::AgentMessage, certfleet::v1::ControllerMessage>;
+  void ReadLoop(Stream* stream);
+  // Serializes writes from the scan loop, the reader and the command worker.
+  bool Write(Stream* stream, const certfleet::v1::AgentMessage& message);
+  void SendUnreported(Stream* stream);
 
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<certfleet::v1::AgentGateway::Stub> stub_;
   Credentials credentials_;
   SessionOptions options_;
   std::function<absl::StatusOr<inventory::HostInventory>()> scan_;
+  CommandHandler* commands_;
+  absl::Mutex write_mu_;
 
   absl::Mutex mu_;
   grpc::ClientContext* context_ ABSL_GUARDED_BY(mu_) = nullptr;
@@ -80,6 +108,7 @@ class Session {
   bool read_done_ ABSL_GUARDED_BY(mu_) = false;
   bool welcomed_ ABSL_GUARDED_BY(mu_) = false;
   bool resync_ ABSL_GUARDED_BY(mu_) = false;
+  bool scan_now_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration controller_interval_ ABSL_GUARDED_BY(mu_) = absl::ZeroDuration();
 };
 

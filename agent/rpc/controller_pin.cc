@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/crypto/encoding.h"
 #include "common/crypto/openssl_types.h"
@@ -106,6 +107,15 @@ absl::StatusOr<std::string> FetchPinnedCaPem(absl::string_view address, absl::st
   }
   std::string host(address.substr(0, colon));
   std::string port(address.substr(colon + 1));
+  // Digits only: getaddrinfo would take a service name, and wraps numbers past 65535 onto
+  // another port; a typo must fail here, not be retried as a network error.
+  bool digits = !port.empty() && port.size() <= 5;
+  for (char ch : port) digits = digits && ch >= '0' && ch <= '9';
+  int port_number = 0;
+  if (!digits || !absl::SimpleAtoi(port, &port_number) || port_number < 1 || port_number > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("controller address '", address, "' is not HOST:PORT (port 1-65535)"));
+  }
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
   }

@@ -42,10 +42,22 @@ std::optional<certfleet::v1::Inventory> InventoryTracker::Next(
 
   std::map<std::string, std::string> current;
   bool changed = full;
+  // One row per key: a lab store may hold one certificate in two files. A second row would be
+  // re-sent as "changed" on every scan, and the controller refuses a full inventory with two
+  // rows of one key. The bound entry wins, else one with a private key, else the first.
+  std::map<std::string, const inventory::ScannedCertificate*> chosen;
+  auto rank = [](const inventory::ScannedCertificate& c) {
+    return (c.bound ? 2 : 0) + (c.info.has_private_key ? 1 : 0);
+  };
   for (const auto& c : scan.certificates) {
+    auto [it, inserted] = chosen.emplace(InventoryKey(c), &c);
+    if (!inserted && rank(c) > rank(*it->second)) it->second = &c;
+  }
+  for (const auto& c : scan.certificates) {
+    std::string key = InventoryKey(c);
+    if (chosen[key] != &c) continue;
     certfleet::v1::HostCertificate hc;
     ToProto(c, &hc);
-    std::string key = InventoryKey(c);
     std::string bytes = hc.SerializeAsString();
     auto it = last_certificates_.find(key);
     if (full || it == last_certificates_.end() || it->second != bytes) {

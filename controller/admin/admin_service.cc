@@ -40,6 +40,13 @@ absl::StatusOr<std::vector<AgentView>> AdminService::ListAgents() {
   return out;
 }
 
+absl::StatusOr<std::map<std::string, std::string>> AdminService::AgentFqdns() {
+  CF_ASSIGN_OR_RETURN(std::vector<store::AgentRecord> agents, store_.ListAgents());
+  std::map<std::string, std::string> out;
+  for (const auto& a : agents) out[a.id] = a.fqdn;
+  return out;
+}
+
 absl::StatusOr<std::vector<CertificateView>> AdminService::ListCertificates(
     const CertificateQuery& query) {
   store::CertificateFilter filter;
@@ -66,9 +73,7 @@ absl::StatusOr<std::vector<CertificateView>> AdminService::ListCertificates(
   }
   CF_ASSIGN_OR_RETURN(std::vector<store::CertificateRecord> rows,
                       store_.ListCertificates(filter));
-  CF_ASSIGN_OR_RETURN(std::vector<store::AgentRecord> agents, store_.ListAgents());
-  std::map<std::string, std::string> fqdns;
-  for (const auto& a : agents) fqdns[a.id] = a.fqdn;
+  CF_ASSIGN_OR_RETURN(auto fqdns, AgentFqdns());
   std::vector<CertificateView> out;
   out.reserve(rows.size());
   for (auto& r : rows) {

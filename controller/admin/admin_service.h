@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -47,6 +48,8 @@ class AdminService {
   absl::StatusOr<enrollment::CreatedToken> CreateJoinToken(
       const enrollment::CreateTokenRequest& request);
   absl::StatusOr<std::vector<AgentView>> ListAgents();
+  // agent id -> FQDN of every agent.
+  absl::StatusOr<std::map<std::string, std::string>> AgentFqdns();
   // NotFound when `query.agent` names no agent; InvalidArgument for an unknown code.
   absl::StatusOr<std::vector<CertificateView>> ListCertificates(const CertificateQuery& query);
 

@@ -7,24 +7,23 @@
 
 namespace certfleet::controller::fleet {
 
-uint64_t Fleet::Attach(absl::string_view agent_id,
-                       std::function<void(const absl::Status&)> close) {
-  std::function<void(const absl::Status&)> close_previous;
+uint64_t Fleet::Attach(absl::string_view agent_id, std::shared_ptr<AgentChannel> channel) {
+  std::shared_ptr<AgentChannel> previous;
   uint64_t id;
   {
     absl::MutexLock lock(&mu_);
     id = next_session_++;
     auto it = sessions_.find(agent_id);
     if (it != sessions_.end()) {
-      close_previous = std::move(it->second.close);
-      it->second = Session{id, std::move(close)};
+      previous = std::move(it->second.channel);
+      it->second = Session{id, std::move(channel)};
     } else {
-      sessions_.emplace(std::string(agent_id), Session{id, std::move(close)});
+      sessions_.emplace(std::string(agent_id), Session{id, std::move(channel)});
     }
   }
-  if (close_previous) {
+  if (previous) {
     common::LogInfo("agent ", agent_id, " connected again; closing its previous stream");
-    close_previous(absl::AbortedError("replaced by a newer connection of the same agent"));
+    previous->Close(absl::AbortedError("replaced by a newer connection of the same agent"));
   }
   return id;
 }
@@ -36,17 +35,23 @@ void Fleet::Detach(absl::string_view agent_id, uint64_t session) {
 }
 
 void Fleet::CloseAll() {
-  std::vector<std::function<void(const absl::Status&)>> closers;
+  std::vector<std::shared_ptr<AgentChannel>> channels;
   {
     absl::MutexLock lock(&mu_);
-    for (const auto& [id, session] : sessions_) closers.push_back(session.close);
+    for (const auto& [id, session] : sessions_) channels.push_back(session.channel);
   }
-  for (auto& close : closers) close(absl::UnavailableError("the controller is shutting down"));
+  for (auto& c : channels) c->Close(absl::UnavailableError("the controller is shutting down"));
 }
 
 bool Fleet::IsConnected(absl::string_view agent_id) const {
   absl::MutexLock lock(&mu_);
   return sessions_.find(agent_id) != sessions_.end();
+}
+
+std::shared_ptr<AgentChannel> Fleet::ChannelOf(absl::string_view agent_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = sessions_.find(agent_id);
+  return it == sessions_.end() ? nullptr : it->second.channel;
 }
 
 size_t Fleet::ConnectedCount() const {

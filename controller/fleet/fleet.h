@@ -1,8 +1,8 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,6 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "common/time/clock.h"
+#include "controller/fleet/agent_channel.h"
 #include "controller/store/store.h"
 
 namespace certfleet::controller::fleet {
@@ -40,17 +41,20 @@ class Fleet {
  public:
   Fleet(store::Store& store, common::Clock& clock) : store_(store), clock_(clock) {}
 
-  // Registers a live stream of `agent_id`. A previous stream of the same agent is told to close
-  // through its `close` callback (called without the fleet's lock held, with the reason to end
-  // the stream with). Returns the session number to pass to Detach.
-  uint64_t Attach(absl::string_view agent_id, std::function<void(const absl::Status&)> close);
+  // Registers a live stream of `agent_id`. A previous stream of the same agent is closed
+  // (Aborted; called without the fleet's lock held). Returns the session number to pass to
+  // Detach.
+  uint64_t Attach(absl::string_view agent_id, std::shared_ptr<AgentChannel> channel);
   // Unregisters session `session` of `agent_id`; a newer session of the agent is untouched.
   void Detach(absl::string_view agent_id, uint64_t session);
 
-  // Asks every attached stream to close (controller shutdown). Sessions detach as they end.
+  // Closes every attached stream (Unavailable; controller shutdown). Sessions detach as they
+  // end.
   void CloseAll();
 
   bool IsConnected(absl::string_view agent_id) const;
+  // The live stream of `agent_id`, or null when it is not connected.
+  std::shared_ptr<AgentChannel> ChannelOf(absl::string_view agent_id) const;
   size_t ConnectedCount() const;
 
   // NotFound when the agent is not enrolled (e.g. the state directory was reset).
@@ -66,7 +70,7 @@ class Fleet {
  private:
   struct Session {
     uint64_t id;
-    std::function<void(const absl::Status&)> close;
+    std::shared_ptr<AgentChannel> channel;
   };
 
   store::Store& store_;

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging/log.h"
+#include "common/rpc/command_convert.h"
 #include "common/rpc/grpc_status.h"
 #include "controller/rpc/convert.h"
 #include "controller/rpc/peer_identity.h"
@@ -95,6 +96,93 @@ grpc::ServerUnaryReactor* AdminApiService::ListCertificates(
                if (!rows.ok()) return rows.status();
                for (const auto& r : *rows) ToProto(r, response->add_rows());
                return absl::OkStatus();
+             });
+}
+
+absl::Status AdminApiService::Describe(const store::CommandRecord& record,
+                                      certfleet::v1::CommandInfo* out) {
+  auto fqdns = service_.AgentFqdns();
+  if (!fqdns.ok()) return fqdns.status();
+  ToProto(record, (*fqdns)[record.command.agent_id], out);
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* AdminApiService::CreateCommand(
+    grpc::CallbackServerContext* context, const certfleet::v1::CreateCommandRequest* request,
+    certfleet::v1::CommandInfo* response) {
+  return Run(context, executor_, Role::kOperator, "CreateCommand",
+             [this, request, response](const PeerIdentity& who) -> absl::Status {
+               certfleet::v1::Command wire = request->command();
+               wire.set_id("new");  // assigned by the controller
+               auto parsed = common::rpc::FromProto(wire);
+               if (!parsed.ok()) return parsed.status();
+               commands::CreateRequest req;
+               req.agent = request->agent();
+               req.payload = std::move(parsed->payload);
+               if (request->has_timeout()) {
+                 req.timeout =
+                     absl::Milliseconds(TimeUtil::DurationToMilliseconds(request->timeout()));
+               }
+               req.created_by = who.name;
+               auto record = commands_.Create(req);
+               if (!record.ok()) return record.status();
+               return Describe(*record, response);
+             });
+}
+
+grpc::ServerUnaryReactor* AdminApiService::GetCommand(
+    grpc::CallbackServerContext* context, const certfleet::v1::GetCommandRequest* request,
+    certfleet::v1::CommandInfo* response) {
+  return Run(context, executor_, Role::kViewer, "GetCommand",
+             [this, request, response](const PeerIdentity&) -> absl::Status {
+               auto record = commands_.Get(request->id());
+               if (!record.ok()) {
+                 if (record.status().code() == absl::StatusCode::kNotFound) {
+                   return absl::NotFoundError(
+                       absl::StrCat("no command '", request->id().substr(0, 128), "'"));
+                 }
+                 return record.status();
+               }
+               return Describe(*record, response);
+             });
+}
+
+grpc::ServerUnaryReactor* AdminApiService::ListCommands(
+    grpc::CallbackServerContext* context, const certfleet::v1::ListCommandsRequest* request,
+    certfleet::v1::ListCommandsResponse* response) {
+  return Run(context, executor_, Role::kViewer, "ListCommands",
+             [this, request, response](const PeerIdentity&) -> absl::Status {
+               std::optional<common::model::CommandState> state;
+               if (!request->state().empty()) {
+                 state = common::model::CommandStateFromName(request->state());
+                 if (!state) {
+                   return absl::InvalidArgumentError(absl::StrCat(
+                       "'", request->state().substr(0, 32),
+                       "' is not a command state (queued, sent, running, succeeded, failed, "
+                       "cancelled, expired)"));
+                 }
+               }
+               size_t limit = request->limit() > 0 ? static_cast<size_t>(request->limit()) : 0;
+               auto records = commands_.List(request->agent(), state, limit);
+               if (!records.ok()) return records.status();
+               auto fqdns = service_.AgentFqdns();
+               if (!fqdns.ok()) return fqdns.status();
+               for (const auto& r : *records) {
+                 ToProto(r, (*fqdns)[r.command.agent_id], response->add_commands());
+               }
+               return absl::OkStatus();
+             });
+}
+
+grpc::ServerUnaryReactor* AdminApiService::CancelCommand(
+    grpc::CallbackServerContext* context, const certfleet::v1::CancelCommandRequest* request,
+    certfleet::v1::CommandInfo* response) {
+  return Run(context, executor_, Role::kOperator, "CancelCommand",
+             [this, request, response](const PeerIdentity& who) -> absl::Status {
+               auto record = commands_.Cancel(request->id());
+               if (!record.ok()) return record.status();
+               common::LogInfo("operator ", who.name, " cancelled command ", request->id());
+               return Describe(*record, response);
              });
 }
 

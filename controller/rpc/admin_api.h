@@ -3,6 +3,7 @@
 #include "certfleet/v1/admin.grpc.pb.h"
 #include "common/executor/executor.h"
 #include "controller/admin/admin_service.h"
+#include "controller/commands/command_service.h"
 
 namespace certfleet::controller::rpc {
 
@@ -10,8 +11,9 @@ namespace certfleet::controller::rpc {
 // run the domain call on the executor, convert back. Thread-safe.
 class AdminApiService final : public certfleet::v1::Admin::CallbackService {
  public:
-  AdminApiService(admin::AdminService& service, common::Executor& executor)
-      : service_(service), executor_(executor) {}
+  AdminApiService(admin::AdminService& service, commands::CommandService& commands,
+                  common::Executor& executor)
+      : service_(service), commands_(commands), executor_(executor) {}
 
   grpc::ServerUnaryReactor* CreateJoinToken(
       grpc::CallbackServerContext* context, const certfleet::v1::CreateJoinTokenRequest* request,
@@ -22,9 +24,25 @@ class AdminApiService final : public certfleet::v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* ListCertificates(
       grpc::CallbackServerContext* context, const certfleet::v1::ListCertificatesRequest* request,
       certfleet::v1::ListCertificatesResponse* response) override;
+  grpc::ServerUnaryReactor* CreateCommand(grpc::CallbackServerContext* context,
+                                          const certfleet::v1::CreateCommandRequest* request,
+                                          certfleet::v1::CommandInfo* response) override;
+  grpc::ServerUnaryReactor* GetCommand(grpc::CallbackServerContext* context,
+                                       const certfleet::v1::GetCommandRequest* request,
+                                       certfleet::v1::CommandInfo* response) override;
+  grpc::ServerUnaryReactor* ListCommands(grpc::CallbackServerContext* context,
+                                         const certfleet::v1::ListCommandsRequest* request,
+                                         certfleet::v1::ListCommandsResponse* response) override;
+  grpc::ServerUnaryReactor* CancelCommand(grpc::CallbackServerContext* context,
+                                          const certfleet::v1::CancelCommandRequest* request,
+                                          certfleet::v1::CommandInfo* response) override;
 
  private:
+  // Fills `out` from `record`, with the agent's FQDN.
+  absl::Status Describe(const store::CommandRecord& record, certfleet::v1::CommandInfo* out);
+
   admin::AdminService& service_;
+  commands::CommandService& commands_;
   common::Executor& executor_;
 };
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/logging/log.h"
+#include "common/rpc/command_convert.h"
 #include "common/rpc/grpc_status.h"
 #include "controller/rpc/convert.h"
 #include "controller/rpc/peer_identity.h"
@@ -33,7 +34,7 @@ class ConnectReactor final : public grpc::ServerBidiReactor<AgentMessage, Contro
   ConnectReactor(grpc::CallbackServerContext* context, const AgentGatewayDeps& deps,
                  const AgentGatewayOptions& options)
       : deps_(deps), options_(options), link_(std::make_shared<Link>()) {
-    link_->reactor = this;
+    link_->Set(this);
     auto peer = PeerIdentityOf(*context);
     if (!peer.ok()) {
       RequestFinish(ToGrpcStatus(peer.status()));
@@ -113,10 +114,7 @@ class ConnectReactor final : public grpc::ServerBidiReactor<AgentMessage, Contro
   }
 
   void OnDone() override {
-    {
-      absl::MutexLock lock(&link_->mu);
-      link_->reactor = nullptr;
-    }
+    link_->Detach();
     if (session_ != 0) {
       deps_.fleet.Detach(agent_id_, session_);
       common::LogInfo("agent ", agent_id_, " disconnected");
@@ -125,10 +123,55 @@ class ConnectReactor final : public grpc::ServerBidiReactor<AgentMessage, Contro
   }
 
  private:
-  // Lets the Fleet ask an old stream to close without racing its deletion.
-  struct Link {
-    absl::Mutex mu;
-    ConnectReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
+  // The stream as the domain sees it (fleet::AgentChannel). Holds the reactor weakly: once
+  // OnDone ran, every call is a no-op, so the Fleet and the command service never race the
+  // reactor's deletion.
+  class Link final : public fleet::AgentChannel {
+   public:
+    void SendCommand(const common::model::Command& command) override {
+      ControllerMessage m;
+      common::rpc::ToProto(command, m.mutable_command());
+      Deliver(std::move(m));
+    }
+    void SendCancel(absl::string_view command_id) override {
+      ControllerMessage m;
+      m.mutable_cancel()->set_command_id(std::string(command_id));
+      Deliver(std::move(m));
+    }
+    void SendCommandAck(absl::string_view command_id) override {
+      ControllerMessage m;
+      m.mutable_command_ack()->set_command_id(std::string(command_id));
+      Deliver(std::move(m));
+    }
+    void Close(const absl::Status& reason) override {
+      if (ConnectReactor* r = Acquire()) {
+        r->RequestFinish(ToGrpcStatus(reason));
+        r->Unref();
+      }
+    }
+    void Detach() {
+      absl::MutexLock lock(&mu_);
+      reactor_ = nullptr;
+    }
+    void Set(ConnectReactor* r) {
+      absl::MutexLock lock(&mu_);
+      reactor_ = r;
+    }
+
+   private:
+    ConnectReactor* Acquire() {
+      absl::MutexLock lock(&mu_);
+      if (reactor_) reactor_->Ref();
+      return reactor_;
+    }
+    void Deliver(ControllerMessage m) {
+      if (ConnectReactor* r = Acquire()) {
+        r->Send(std::move(m));
+        r->Unref();
+      }
+    }
+    absl::Mutex mu_;
+    ConnectReactor* reactor_ ABSL_GUARDED_BY(mu_) = nullptr;
   };
 
   void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
@@ -191,6 +234,9 @@ class ConnectReactor final : public grpc::ServerBidiReactor<AgentMessage, Contro
         return;
       case AgentMessage::kHeartbeat:
         return;
+      case AgentMessage::kCommandUpdate:
+        HandleCommandUpdate(message.command_update());
+        return;
       case AgentMessage::PAYLOAD_NOT_SET:
         RequestFinish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "empty agent message"));
         return;
@@ -214,20 +260,7 @@ class ConnectReactor final : public grpc::ServerBidiReactor<AgentMessage, Contro
       return;
     }
     if (session_ == 0) {
-      std::weak_ptr<Link> weak = link_;
-      session_ = deps_.fleet.Attach(agent_id_, [weak](const absl::Status& reason) {
-        auto link = weak.lock();
-        if (!link) return;
-        ConnectReactor* r = nullptr;
-        {
-          absl::MutexLock lock(&link->mu);
-          r = link->reactor;
-          if (r) r->Ref();
-        }
-        if (!r) return;
-        r->RequestFinish(ToGrpcStatus(reason));
-        r->Unref();
-      });
+      session_ = deps_.fleet.Attach(agent_id_, link_);
       common::LogInfo("agent ", agent_id_, " connected (", hello.facts().fqdn().substr(0, 253),
                       ", ", hello.version().substr(0, 64), ")");
     }
@@ -239,6 +272,37 @@ class ConnectReactor final : public grpc::ServerBidiReactor<AgentMessage, Contro
               absl::ToInt64Milliseconds(options_.scan_interval));
     }
     Send(std::move(welcome));
+    // Commands not yet final are (re)sent after the Welcome; the agent's journal answers
+    // duplicates.
+    if (absl::Status s = deps_.commands.OnAgentAttached(agent_id_); !s.ok()) {
+      common::LogError("re-sending commands to agent ", agent_id_, ": ", s.ToString());
+    }
+  }
+
+  void HandleCommandUpdate(const certfleet::v1::CommandUpdate& update) {
+    if (!hello_seen_) {
+      RequestFinish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                 "send Hello before command updates"));
+      return;
+    }
+    absl::Status s;
+    if (update.phase() == certfleet::v1::CommandUpdate::RUNNING) {
+      s = deps_.commands.OnCommandRunning(agent_id_, update.command_id());
+    } else if (update.phase() == certfleet::v1::CommandUpdate::DONE) {
+      auto outcome = common::rpc::OutcomeFromProto(update);
+      s = outcome.ok() ? deps_.commands.OnCommandDone(agent_id_, update.command_id(), *outcome)
+                       : outcome.status();
+    } else {
+      s = absl::InvalidArgumentError("command update without a phase");
+    }
+    if (!s.ok()) {
+      common::LogWarning("agent ", agent_id_, " command update for ",
+                         update.command_id().substr(0, 128), ": ", s.ToString());
+      if (s.code() == absl::StatusCode::kInvalidArgument ||
+          s.code() == absl::StatusCode::kPermissionDenied) {
+        RequestFinish(ToGrpcStatus(s));
+      }
+    }
   }
 
   void HandleInventory(const certfleet::v1::Inventory& inventory) {

@@ -3,6 +3,7 @@
 #include "absl/time/time.h"
 #include "certfleet/v1/agent.grpc.pb.h"
 #include "common/executor/executor.h"
+#include "controller/commands/command_service.h"
 #include "controller/enrollment/enrollment_service.h"
 #include "controller/fleet/fleet.h"
 
@@ -11,6 +12,7 @@ namespace certfleet::controller::rpc {
 struct AgentGatewayDeps {
   enrollment::EnrollmentService& enrollment;
   fleet::Fleet& fleet;
+  commands::CommandService& commands;
   common::Executor& executor;
 };
 

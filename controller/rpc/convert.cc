@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/rpc/certificate_convert.h"
+#include "common/rpc/command_convert.h"
 #include "google/protobuf/util/time_util.h"
 
 namespace certfleet::controller::rpc {
@@ -104,6 +105,41 @@ void ToProto(const admin::CertificateView& view, certfleet::v1::CertificateRow* 
   hc->set_location(c.location);
   hc->set_bound(c.bound);
   for (const auto& d : c.drift) hc->add_drift(d);
+}
+
+void ToProto(const store::CommandRecord& r, absl::string_view fqdn,
+             certfleet::v1::CommandInfo* out) {
+  using common::model::CommandKindName;
+  out->set_id(r.command.id);
+  out->set_agent_id(r.command.agent_id);
+  out->set_fqdn(std::string(fqdn));
+  out->set_kind(std::string(CommandKindName(common::model::KindOf(r.command.payload))));
+  out->set_state(std::string(common::model::CommandStateName(r.state)));
+  *out->mutable_created_at() = ToTimestamp(r.created_at);
+  *out->mutable_deadline() = ToTimestamp(r.command.deadline);
+  if (r.sent_at) *out->mutable_sent_at() = ToTimestamp(*r.sent_at);
+  if (r.started_at) *out->mutable_started_at() = ToTimestamp(*r.started_at);
+  if (r.finished_at) *out->mutable_finished_at() = ToTimestamp(*r.finished_at);
+  out->set_created_by(r.created_by);
+  out->set_attempts(r.attempts);
+  out->set_cancel_requested(r.cancel_requested);
+  std::visit(
+      [out](const auto& p) {
+        using T = std::decay_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, common::model::RepairPayload> ||
+                      std::is_same_v<T, common::model::RebindPayload> ||
+                      std::is_same_v<T, common::model::RemovePayload>) {
+          out->set_thumbprint(p.thumbprint);
+        }
+      },
+      r.command.payload);
+  if (r.outcome) {
+    common::rpc::ToProto(r.outcome->result, out->mutable_result());
+    out->set_error(r.outcome->error);
+    if (r.outcome->code != absl::StatusCode::kOk) {
+      out->set_error_code(absl::StatusCodeToString(r.outcome->code));
+    }
+  }
 }
 
 }  // namespace certfleet::controller::rpc

@@ -18,5 +18,8 @@ absl::StatusOr<fleet::InventoryReport> FromProto(const certfleet::v1::Inventory&
 
 void ToProto(const admin::AgentView& view, certfleet::v1::Agent* out);
 void ToProto(const admin::CertificateView& view, certfleet::v1::CertificateRow* out);
+// Never copies an import's data or password.
+void ToProto(const store::CommandRecord& record, absl::string_view fqdn,
+             certfleet::v1::CommandInfo* out);
 
 }  // namespace certfleet::controller::rpc

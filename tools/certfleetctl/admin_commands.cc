@@ -19,76 +19,13 @@
 #include "common/status/status_macros.h"
 #include "common/time/format.h"
 #include "google/protobuf/util/time_util.h"
+#include "tools/certfleetctl/connection.h"
 #include "tools/certfleetctl/table.h"
 
 namespace certfleet::ctl {
 namespace {
 
 using google::protobuf::util::TimeUtil;
-
-struct Connection {
-  std::string controller;
-  std::string credentials;
-  std::string output = "table";
-};
-
-absl::StatusOr<std::unique_ptr<certfleet::v1::Admin::Stub>> Dial(const Connection& c) {
-  if (c.controller.empty()) {
-    return absl::InvalidArgumentError(
-        "no controller: pass --controller HOST:PORT or set CERTFLEET_CONTROLLER");
-  }
-  if (c.credentials.empty()) {
-    return absl::InvalidArgumentError(
-        "no credentials: pass --credentials DIR or set CERTFLEET_CREDENTIALS (the controller "
-        "writes admin credentials to STATE_DIR/admin)");
-  }
-  grpc::SslCredentialsOptions ssl;
-  for (auto [name, field] : {std::pair<const char*, std::string*>{"ca.pem", &ssl.pem_root_certs},
-                             {"client.pem", &ssl.pem_cert_chain},
-                             {"client.key", &ssl.pem_private_key}}) {
-    auto data = common::ReadFileToString(c.credentials + "/" + name);
-    if (!data.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("credentials directory ", c.credentials, ": ", data.status().message()));
-    }
-    *field = std::move(*data);
-  }
-  auto channel = grpc::CreateChannel(c.controller, grpc::SslCredentials(ssl));
-  return certfleet::v1::Admin::NewStub(channel);
-}
-
-void Deadline(grpc::ClientContext* ctx) {
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(15));
-}
-
-int Fail(const Connection& c, const grpc::Status& s) {
-  std::string what;
-  switch (s.error_code()) {
-    case grpc::StatusCode::UNAVAILABLE:
-      what = absl::StrCat("cannot reach the controller at ", c.controller,
-                          " (is it running, and do the credentials in ", c.credentials,
-                          " belong to it?)");
-      break;
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      what = absl::StrCat("the controller at ", c.controller, " did not answer in time");
-      break;
-    case grpc::StatusCode::UNAUTHENTICATED:
-      what = "the controller did not accept these credentials";
-      break;
-    case grpc::StatusCode::PERMISSION_DENIED:
-      what = "permission denied";
-      break;
-    default:
-      what = "the call failed";
-  }
-  std::cerr << "certfleetctl: " << what << ": " << s.error_message() << "\n";
-  return 1;
-}
-
-int FailStatus(const absl::Status& s) {
-  std::cerr << "certfleetctl: " << s.message() << "\n";
-  return 1;
-}
 
 std::string TimeText(const google::protobuf::Timestamp& t) {
   if (t.seconds() == 0 && t.nanos() == 0) return "-";
@@ -104,36 +41,36 @@ int TokensCreate(const Connection& c, const std::string& ttl, const std::string&
                  const std::vector<std::string>& labels) {
   certfleet::v1::CreateJoinTokenRequest req;
   auto d = common::ParseHumanDuration(ttl);
-  if (!d.ok()) return FailStatus(common::Annotate(d.status(), "--ttl"));
+  if (!d.ok()) return ReportError(common::Annotate(d.status(), "--ttl"));
   *req.mutable_ttl() = TimeUtil::MillisecondsToDuration(absl::ToInt64Milliseconds(*d));
   req.set_fqdn(fqdn);
   for (const auto& l : labels) {
     std::pair<std::string, std::string> kv = absl::StrSplit(l, absl::MaxSplits('=', 1));
     if (kv.first.empty() || l.find('=') == std::string::npos) {
-      return FailStatus(absl::InvalidArgumentError(
+      return ReportError(absl::InvalidArgumentError(
           absl::StrCat("--label '", l, "' is not KEY=VALUE")));
     }
     (*req.mutable_labels())[kv.first] = kv.second;
   }
   auto stub = Dial(c);
-  if (!stub.ok()) return FailStatus(stub.status());
+  if (!stub.ok()) return ReportError(stub.status());
   grpc::ClientContext ctx;
-  Deadline(&ctx);
+  SetDeadline(&ctx);
   certfleet::v1::CreateJoinTokenResponse resp;
   grpc::Status s = (*stub)->CreateJoinToken(&ctx, req, &resp);
-  if (!s.ok()) return Fail(c, s);
+  if (!s.ok()) return ReportRpcError(c, s);
   std::cout << resp.token() << "\n";
   return 0;
 }
 
 int AgentsList(const Connection& c) {
   auto stub = Dial(c);
-  if (!stub.ok()) return FailStatus(stub.status());
+  if (!stub.ok()) return ReportError(stub.status());
   grpc::ClientContext ctx;
-  Deadline(&ctx);
+  SetDeadline(&ctx);
   certfleet::v1::ListAgentsResponse resp;
   grpc::Status s = (*stub)->ListAgents(&ctx, certfleet::v1::ListAgentsRequest(), &resp);
-  if (!s.ok()) return Fail(c, s);
+  if (!s.ok()) return ReportRpcError(c, s);
   if (c.output == "json") {
     std::vector<std::string> items;
     for (const auto& a : resp.agents()) items.push_back(common::rpc::MessageToJson(a));
@@ -156,17 +93,17 @@ int CertsList(const Connection& c, const std::string& agent, const std::string& 
   req.set_problem(problem);
   if (!expiring.empty()) {
     auto d = common::ParseHumanDuration(expiring);
-    if (!d.ok()) return FailStatus(common::Annotate(d.status(), "--expiring-within"));
+    if (!d.ok()) return ReportError(common::Annotate(d.status(), "--expiring-within"));
     *req.mutable_expiring_within() =
         TimeUtil::MillisecondsToDuration(absl::ToInt64Milliseconds(*d));
   }
   auto stub = Dial(c);
-  if (!stub.ok()) return FailStatus(stub.status());
+  if (!stub.ok()) return ReportError(stub.status());
   grpc::ClientContext ctx;
-  Deadline(&ctx);
+  SetDeadline(&ctx);
   certfleet::v1::ListCertificatesResponse resp;
   grpc::Status s = (*stub)->ListCertificates(&ctx, req, &resp);
-  if (!s.ok()) return Fail(c, s);
+  if (!s.ok()) return ReportRpcError(c, s);
   if (c.output == "json") {
     std::vector<std::string> items;
     for (const auto& row : resp.rows()) {
@@ -207,16 +144,7 @@ int CertsList(const Connection& c, const std::string& agent, const std::string& 
 void RegisterAdminCommands(CLI::App& app, int* exit_code) {
   auto conn = std::make_shared<Connection>();
   auto add_connection = [conn](CLI::App* cmd, bool output) {
-    cmd->add_option("--controller", conn->controller, "Controller address HOST:PORT")
-        ->envname("CERTFLEET_CONTROLLER");
-    cmd->add_option("--credentials", conn->credentials,
-                    "Directory with ca.pem, client.pem, client.key")
-        ->envname("CERTFLEET_CREDENTIALS");
-    if (output) {
-      cmd->add_option("--output,-o", conn->output, "table or json")
-          ->capture_default_str()
-          ->check(CLI::IsMember({"table", "json"}));
-    }
+    AddConnectionOptions(cmd, conn.get(), output);
   };
 
   auto* tokens = app.add_subcommand("tokens", "Join tokens for enrolling agents");

@@ -4,6 +4,7 @@
 
 #include "CLI/CLI.hpp"
 #include "tools/certfleetctl/admin_commands.h"
+#include "tools/certfleetctl/command_commands.h"
 #include "tools/certfleetctl/inspect_command.h"
 
 int main(int argc, char** argv) {
@@ -15,6 +16,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   certfleet::ctl::RegisterInspectCommand(app, &exit_code);
   certfleet::ctl::RegisterAdminCommands(app, &exit_code);
+  certfleet::ctl::RegisterCommandCommands(app, &exit_code);
 
   // CLI11 reports parse errors by exception; this is the one place they are caught. Bad usage
   // exits 2 after CLI11 printed the error and the usage; --help and --version exit 0.
