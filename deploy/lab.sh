@@ -2,8 +2,10 @@
 # The one-machine certfleet lab: installs what is missing, builds, starts a controller on its
 # embedded defaults, seeds four lab SCOM hosts with certificates from a lab "enterprise CA" in
 # different states, enrolls an agent on each, waits until all are connected, and prints the
-# fleet and its certificate table. Then stops everything cleanly, or keeps it running with
-# --keep (Ctrl-C stops it).
+# fleet and its certificate table. Then it does what an administrator does by hand: repairs the
+# certificate whose key sits unlinked, imports a fresh PFX on one host and rebinds SCOM to it
+# (showing the 20053 evidence), and shows a rebind the HealthService rejects being rolled back.
+# Then stops everything cleanly, or keeps it running with --keep (Ctrl-C stops it).
 #
 #   ./deploy/lab.sh [--keep]
 #
@@ -16,7 +18,7 @@ KEEP=0
 for arg in "$@"; do
   case "$arg" in
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
     *) echo "lab.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -143,6 +145,33 @@ step "Certificates in the Personal stores (certfleetctl certs list)"
 step "What needs attention (certfleetctl certs list --expiring-within 30d / --problem NO_PRIVATE_KEY)"
 "$CTL" certs list --expiring-within 30d
 "$CTL" certs list --problem NO_PRIVATE_KEY
+
+thumb() { openssl x509 -in "$1" -noout -fingerprint -sha1 | cut -d= -f2 | tr -d ':'; }
+
+step "Repairing $A2: link the key in MachineKeys to its certificate (certutil -repairstore)"
+"$CTL" cmd repair --agent $A2 --thumbprint "$(thumb "$PKI/a2.pem")" --wait
+
+step "Importing a renewed certificate on $GW as a Windows 2012 R2-style PFX, then rebinding"
+issue $GW gw1-renewed 397 serverAuth,clientAuth
+printf 'lab-pfx-password\n' >"$PKI/pfx-password"
+openssl pkcs12 -export -legacy -in "$PKI/gw1-renewed.pem" -inkey "$PKI/gw1-renewed.key" \
+  -passout file:"$PKI/pfx-password" -out "$PKI/gw1-renewed.pfx" 2>/dev/null
+"$CTL" cmd import --agent $GW "$PKI/gw1-renewed.pfx" --password-file "$PKI/pfx-password" --wait
+"$CTL" cmd rebind --agent $GW --thumbprint "$(thumb "$PKI/gw1-renewed.pem")" --wait
+
+step "A rebind the HealthService rejects (no Client Authentication EKU) is rolled back"
+issue $MS ms1-serveronly 397 serverAuth
+cat "$PKI/ms1-serveronly.pem" "$PKI/ms1-serveronly.key" >"$LAB/hosts/$MS/LocalMachine/My/serveronly.pem"
+"$CTL" cmd rebind --agent $MS --thumbprint "$(thumb "$PKI/ms1-serveronly.pem")" --wait \
+  && { echo "lab.sh: this rebind should have been rolled back" >&2; exit 1; }
+echo "(rolled back as expected: $MS is still bound to its good certificate)"
+
+step "Commands (certfleetctl cmd list)"
+"$CTL" cmd list
+
+step "The fleet after the work"
+sleep 2
+"$CTL" certs list | awk 'NR==1 || $2=="My"'
 
 if [ "$KEEP" = 1 ]; then
   step "Running. Try:"
