@@ -9,6 +9,7 @@ constexpr std::pair<CommandKind, absl::string_view> kKindNames[] = {
     {CommandKind::kScan, "scan"},     {CommandKind::kImport, "import"},
     {CommandKind::kRepair, "repair"}, {CommandKind::kRebind, "rebind"},
     {CommandKind::kTrust, "trust"},   {CommandKind::kRemove, "remove"},
+    {CommandKind::kRenew, "renew"},   {CommandKind::kInstall, "install"},
 };
 
 constexpr std::pair<CommandState, absl::string_view> kStateNames[] = {
@@ -33,6 +34,9 @@ std::optional<CommandKind> CommandKindFromName(absl::string_view name) {
   }
   return std::nullopt;
 }
+
+static_assert(std::variant_size_v<CommandPayload> == 8,
+              "CommandPayload and CommandKind must list the same kinds in the same order");
 
 CommandKind KindOf(const CommandPayload& payload) {
   return static_cast<CommandKind>(payload.index());

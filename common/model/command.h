@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/model/profile.h"
 
 namespace certfleet::common::model {
 
@@ -48,12 +49,28 @@ struct RemovePayload {
   std::string thumbprint;
 };
 
+// Generate a key inside the host's store per `profile` (lab: MachineKeys, 0600) and return a
+// CSR for it (CommandResult::csr_pem). The private key never leaves the host.
+struct RenewPayload {
+  CertificateProfile profile;
+};
+
+// Install an issued certificate: the leaf into My, linked to the key Renew generated (found by
+// public key), the intermediates into the CA store; then, when `bind`, the verified rebind
+// (RebindPayload semantics) with `verify_timeout`.
+struct InstallPayload {
+  std::string chain_pem;  // leaf first
+  bool bind = true;
+  absl::Duration verify_timeout = absl::Seconds(60);
+};
+
+// The variant index equals the CommandKind value: append new kinds at the end of both.
 using CommandPayload = std::variant<ScanPayload, ImportPayload, RepairPayload, RebindPayload,
-                                    TrustPayload, RemovePayload>;
+                                    TrustPayload, RemovePayload, RenewPayload, InstallPayload>;
 
-enum class CommandKind { kScan, kImport, kRepair, kRebind, kTrust, kRemove };
+enum class CommandKind { kScan, kImport, kRepair, kRebind, kTrust, kRemove, kRenew, kInstall };
 
-// "scan", "import", "repair", "rebind", "trust", "remove".
+// "scan", "import", "repair", "rebind", "trust", "remove", "renew", "install".
 absl::string_view CommandKindName(CommandKind kind);
 std::optional<CommandKind> CommandKindFromName(absl::string_view name);
 CommandKind KindOf(const CommandPayload& payload);
@@ -89,6 +106,7 @@ struct CommandResult {
   bool rolled_back = false;             // rebind: the snapshot was restored
   std::vector<EventRecord> events;      // rebind: events written after each restart
   std::string detail;                   // a human-readable summary
+  std::string csr_pem;                  // renew: the request for the key made on the host
 };
 
 // The final word of the agent on a command.

@@ -254,6 +254,12 @@ absl::StatusOr<IssuedCredential> ControllerPki::IssueOperator(common::model::Rol
   return out;
 }
 
+absl::StatusOr<X509Ptr> ControllerPki::Sign(const CertificateSpec& spec,
+                                            EVP_PKEY* subject_public_key) {
+  return common::crypto::IssueCertificate(spec, subject_public_key, issuing_.get(),
+                                          issuing_key_.get());
+}
+
 absl::Status ControllerPki::WriteCredentialDir(const std::string& dir,
                                                const IssuedCredential& credential) {
   CF_RETURN_IF_ERROR(common::MakeDirectories(dir, 0700));

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/crypto/issue.h"
 #include "common/crypto/openssl_types.h"
 #include "common/model/identity.h"
 #include "common/time/clock.h"
@@ -69,6 +70,13 @@ class ControllerPki {
   // Makes a key and an operator credential with `role` for `name`.
   absl::StatusOr<IssuedCredential> IssueOperator(common::model::Role role,
                                                  absl::string_view name);
+
+  // Signs `spec` for `subject_public_key` with the issuing CA (the builtin issuer's signing
+  // step). Errors as common::crypto::IssueCertificate.
+  absl::StatusOr<common::crypto::X509Ptr> Sign(const common::crypto::CertificateSpec& spec,
+                                               EVP_PKEY* subject_public_key);
+  // The issuing CA then the root, PEM: what follows a leaf in an issued chain.
+  std::string IssuingChainPem() const { return issuing_pem_ + root_pem_; }
 
   // Writes an operator credential set (ca.pem, client.pem, client.key 0600) to `dir`.
   absl::Status WriteCredentialDir(const std::string& dir, const IssuedCredential& credential);

@@ -11,6 +11,8 @@
 #include "absl/time/time.h"
 #include "common/model/certificate.h"
 #include "common/model/command.h"
+#include "common/model/profile.h"
+#include "common/model/renewal.h"
 
 namespace certfleet::controller::store {
 
@@ -87,6 +89,79 @@ struct CommandFilter {
   std::optional<std::string> agent_id;
   std::optional<common::model::CommandState> state;
   size_t limit = 1000;  // at least 1; at most this many, the newest when more match
+};
+
+// A certificate an issuer of this controller signed, recorded before it is handed out.
+struct IssuanceRecord {
+  std::string serial;  // display form (uppercase hex); unique
+  std::string issuer;  // issuer name ("builtin", "manual", ...)
+  std::string renewal_id;
+  std::string agent_id;
+  std::string fqdn;
+  std::string thumbprint;
+  absl::Time not_before;
+  absl::Time not_after;
+  absl::Time issued_at;
+  std::string certificate_pem;
+};
+
+// A request waiting for an officer (the "manual" issuer, a stand-alone CA's pending queue).
+struct ApprovalRequestRecord {
+  std::string id;
+  std::string issuer;
+  std::string renewal_id;
+  std::string agent_id;
+  std::string fqdn;
+  std::string csr_pem;
+  std::string profile_name;
+  common::model::ApprovalState state = common::model::ApprovalState::kPending;
+  std::string decided_by;
+  std::string reason;     // why denied, or a note
+  std::string chain_pem;  // approved (signed here) or fulfilled (signed elsewhere): leaf first
+  absl::Time created_at;
+  std::optional<absl::Time> decided_at;
+};
+
+struct RenewalStep {
+  common::model::RenewalState state;
+  absl::Time at;
+  std::string note;
+};
+
+// One host's renewal job, persisted at every step so it resumes after a controller restart.
+struct RenewalRecord {
+  std::string id;
+  std::string agent_id;
+  std::string fqdn;
+  common::model::CertificateProfile profile;  // a snapshot of the profile used
+  std::string issuer;
+  bool bind = true;
+  common::model::RenewalState state = common::model::RenewalState::kPlanned;
+  std::vector<RenewalStep> steps;  // every state entered, oldest first
+  std::string csr_pem;
+  std::string renew_command_id;
+  std::string install_command_id;
+  std::string bind_command_id;
+  std::string issuer_cookie;        // issuer's handle for a pending request
+  std::string approval_request_id;  // manual issuer
+  std::string chain_pem;            // issued chain, leaf first
+  std::string serial;               // of the issued certificate
+  std::string thumbprint;           // of the issued certificate
+  std::string failure_reason;
+  std::optional<common::model::CommandResult> evidence;  // the rebind's result
+  std::string created_by;
+  absl::Time created_at;
+  absl::Time updated_at;
+  // When the job should next be looked at (poll a pending issuer, retry later); InfinitePast =
+  // now.
+  absl::Time next_attempt_at = absl::InfinitePast();
+};
+
+struct RenewalFilter {
+  std::optional<std::string> agent_id;
+  std::optional<common::model::RenewalState> state;
+  bool active_only = false;  // not done, rolled_back or failed
+  size_t limit = 1000;       // the newest when more match, returned oldest first
 };
 
 }  // namespace certfleet::controller::store

@@ -127,6 +127,46 @@ class Store {
   // Each becomes expired (outcome code kDeadlineExceeded). Returns the expired records.
   virtual absl::StatusOr<std::vector<CommandRecord>> ExpireCommands(
       absl::Time now, absl::Duration running_grace) = 0;
+
+  // --- Issuance log ---
+
+  // Records a certificate before the issuer hands it out. AlreadyExists for a serial already
+  // recorded (an issuer must never reuse one); InvalidArgument for an empty serial.
+  virtual absl::Status RecordIssuance(const IssuanceRecord& issuance) = 0;
+  // Every issuance of renewal `renewal_id`, oldest first (empty when none).
+  virtual absl::StatusOr<std::vector<IssuanceRecord>> ListIssuances(
+      absl::string_view renewal_id) = 0;
+
+  // --- Approval queue (manual issuer) ---
+
+  // AlreadyExists for a duplicate id; InvalidArgument for an empty id.
+  virtual absl::Status CreateApprovalRequest(const ApprovalRequestRecord& request) = 0;
+  // NotFound when unknown.
+  virtual absl::StatusOr<ApprovalRequestRecord> GetApprovalRequest(absl::string_view id) = 0;
+  // Oldest first; `state` nullopt = all.
+  virtual absl::StatusOr<std::vector<ApprovalRequestRecord>> ListApprovalRequests(
+      std::optional<common::model::ApprovalState> state) = 0;
+  // Replaces the stored request with `request` when its stored state is `expected` (compare
+  // and set: two officers cannot both decide). FailedPrecondition naming the stored state
+  // otherwise; NotFound when unknown.
+  virtual absl::Status UpdateApprovalRequest(const ApprovalRequestRecord& request,
+                                             common::model::ApprovalState expected) = 0;
+
+  // --- Renewal jobs ---
+
+  // AlreadyExists for a duplicate id; NotFound for an unknown agent; InvalidArgument for an
+  // empty id.
+  virtual absl::Status CreateRenewal(const RenewalRecord& renewal) = 0;
+  // NotFound when unknown.
+  virtual absl::StatusOr<RenewalRecord> GetRenewal(absl::string_view id) = 0;
+  virtual absl::StatusOr<std::vector<RenewalRecord>> ListRenewals(const RenewalFilter& filter) = 0;
+  // Replaces the stored job with `renewal` when its stored state is `expected` (compare and
+  // set, so a job driven from several threads moves one step at a time). FailedPrecondition
+  // naming the stored state otherwise; NotFound when unknown.
+  virtual absl::Status UpdateRenewal(const RenewalRecord& renewal,
+                                     common::model::RenewalState expected) = 0;
+  // The job that sent command `command_id` (renew, install or bind command); NotFound when none.
+  virtual absl::StatusOr<RenewalRecord> FindRenewalByCommand(absl::string_view command_id) = 0;
 };
 
 }  // namespace certfleet::controller::store
