@@ -2,6 +2,7 @@
 
 #include <array>
 #include <limits>
+#include <optional>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -10,6 +11,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
+#include "common/model/renewal.h"
 #include "common/status/status_macros.h"
 
 namespace certfleet::controller::store {
@@ -73,6 +76,42 @@ absl::StatusOr<int64_t> ParseInt64(absl::string_view text, absl::string_view wha
   return value;
 }
 
+// Reads every netstring of `encoded`: DataLoss when there are fewer than `min` or more than
+// `max` (a record whose last fields are optional on read).
+absl::StatusOr<std::vector<absl::string_view>> ReadFieldRange(absl::string_view encoded, size_t min,
+                                                              size_t max, absl::string_view what) {
+  std::vector<absl::string_view> fields;
+  while (!encoded.empty()) {
+    if (fields.size() == max) {
+      return absl::DataLossError(absl::StrCat(what, " has more than ", max, " fields"));
+    }
+    CF_ASSIGN_OR_RETURN(absl::string_view field, ReadNetstring(encoded), "", what);
+    fields.push_back(field);
+  }
+  if (fields.size() < min) {
+    return absl::DataLossError(
+        absl::StrCat(what, " has ", fields.size(), " fields instead of at least ", min));
+  }
+  return fields;
+}
+
+absl::StatusOr<bool> ParseBool(absl::string_view text, absl::string_view what) {
+  if (text != "0" && text != "1") {
+    return absl::DataLossError(absl::StrCat(what, " is '", text, "' instead of 0 or 1"));
+  }
+  return text == "1";
+}
+
+// A canonical decimal in [min, max].
+absl::StatusOr<int64_t> ParseInt64InRange(absl::string_view text, int64_t min, int64_t max,
+                                          absl::string_view what) {
+  CF_ASSIGN_OR_RETURN(int64_t value, ParseInt64(text, what));
+  if (value < min || value > max) {
+    return absl::DataLossError(absl::StrCat(what, " ", value, " is out of range"));
+  }
+  return value;
+}
+
 std::string EncodeEvents(const std::vector<model::EventRecord>& events) {
   std::string out;
   for (const model::EventRecord& event : events) {
@@ -94,15 +133,44 @@ absl::StatusOr<std::vector<model::EventRecord>> DecodeEvents(absl::string_view e
     model::EventRecord& record = events.emplace_back();
     CF_ASSIGN_OR_RETURN(int64_t time, ParseInt64(fields[0], "event time"));
     record.time = MicrosToTime(time);
-    CF_ASSIGN_OR_RETURN(int64_t id, ParseInt64(fields[1], "event id"));
-    if (id < std::numeric_limits<int>::min() || id > std::numeric_limits<int>::max()) {
-      return absl::DataLossError(absl::StrCat("event id ", id, " is out of range"));
-    }
+    CF_ASSIGN_OR_RETURN(int64_t id, ParseInt64InRange(fields[1], std::numeric_limits<int>::min(),
+                                                      std::numeric_limits<int>::max(), "event id"));
     record.id = static_cast<int>(id);
     record.level = std::string(fields[2]);
     record.message = std::string(fields[3]);
   }
   return events;
+}
+
+// The fields of a CommandResult, in the order encoding.h gives; shared by the outcome (after
+// its code and error) and the evidence of a renewal.
+constexpr size_t kResultFields = 8;
+constexpr size_t kResultFieldsBeforeCsr = 7;  // outcomes written before schema version 3
+
+void AppendResultFields(const model::CommandResult& result, std::string& out) {
+  AppendNetstring(result.thumbprint, out);
+  AppendNetstring(EncodeStringList(result.problems), out);
+  AppendNetstring(result.previous_channel_serial, out);
+  AppendNetstring(result.channel_serial, out);
+  AppendNetstring(result.rolled_back ? "1" : "0", out);
+  AppendNetstring(EncodeEvents(result.events), out);
+  AppendNetstring(result.detail, out);
+  AppendNetstring(result.csr_pem, out);
+}
+
+// `fields` holds kResultFieldsBeforeCsr or kResultFields netstrings.
+absl::StatusOr<model::CommandResult> ParseResultFields(absl::Span<const absl::string_view> fields,
+                                                       absl::string_view what) {
+  model::CommandResult result;
+  result.thumbprint = std::string(fields[0]);
+  CF_ASSIGN_OR_RETURN(result.problems, DecodeStringList(fields[1]), "", what, ": problems");
+  result.previous_channel_serial = std::string(fields[2]);
+  result.channel_serial = std::string(fields[3]);
+  CF_ASSIGN_OR_RETURN(result.rolled_back, ParseBool(fields[4], "rolled_back"), "", what);
+  CF_ASSIGN_OR_RETURN(result.events, DecodeEvents(fields[5]), "", what);
+  result.detail = std::string(fields[6]);
+  if (fields.size() > kResultFieldsBeforeCsr) result.csr_pem = std::string(fields[7]);
+  return result;
 }
 
 }  // namespace
@@ -184,6 +252,12 @@ std::string EncodeCommandPayload(const model::CommandPayload& payload) {
           AppendNetstring(absl::StrCat(DurationToMicros(p.verify_timeout)), out);
         } else if constexpr (std::is_same_v<T, model::TrustPayload>) {
           AppendNetstring(p.data, out);
+        } else if constexpr (std::is_same_v<T, model::RenewPayload>) {
+          AppendNetstring(EncodeProfile(p.profile), out);
+        } else if constexpr (std::is_same_v<T, model::InstallPayload>) {
+          AppendNetstring(p.chain_pem, out);
+          AppendNetstring(p.bind ? "1" : "0", out);
+          AppendNetstring(absl::StrCat(DurationToMicros(p.verify_timeout)), out);
         } else {
           static_assert(std::is_same_v<T, model::ScanPayload>,
                         "a payload type without an encoding");
@@ -222,50 +296,132 @@ absl::StatusOr<model::CommandPayload> DecodeCommandPayload(model::CommandKind ki
       CF_ASSIGN_OR_RETURN(auto fields, ReadFields<1>(encoded, what));
       return model::RemovePayload{std::string(fields[0])};
     }
+    case model::CommandKind::kRenew: {
+      CF_ASSIGN_OR_RETURN(auto fields, ReadFields<1>(encoded, what));
+      CF_ASSIGN_OR_RETURN(model::CertificateProfile profile, DecodeProfile(fields[0]), "", what);
+      return model::RenewPayload{std::move(profile)};
+    }
+    case model::CommandKind::kInstall: {
+      CF_ASSIGN_OR_RETURN(auto fields, ReadFields<3>(encoded, what));
+      model::InstallPayload install;
+      install.chain_pem = std::string(fields[0]);
+      CF_ASSIGN_OR_RETURN(install.bind, ParseBool(fields[1], "bind"), "", what);
+      CF_ASSIGN_OR_RETURN(int64_t timeout, ParseInt64(fields[2], "verify timeout"), "", what);
+      install.verify_timeout = MicrosToDuration(timeout);
+      return install;
+    }
   }
   return absl::DataLossError(absl::StrCat("unknown command kind ", static_cast<int>(kind)));
 }
 
 std::string EncodeCommandOutcome(const model::CommandOutcome& outcome) {
-  const model::CommandResult& result = outcome.result;
   std::string out;
   AppendNetstring(absl::StrCat(static_cast<int>(outcome.code)), out);
   AppendNetstring(outcome.error, out);
-  AppendNetstring(result.thumbprint, out);
-  AppendNetstring(EncodeStringList(result.problems), out);
-  AppendNetstring(result.previous_channel_serial, out);
-  AppendNetstring(result.channel_serial, out);
-  AppendNetstring(result.rolled_back ? "1" : "0", out);
-  AppendNetstring(EncodeEvents(result.events), out);
-  AppendNetstring(result.detail, out);
+  AppendResultFields(outcome.result, out);
   return out;
 }
 
 absl::StatusOr<model::CommandOutcome> DecodeCommandOutcome(model::CommandState state,
                                                            absl::string_view encoded) {
   constexpr absl::string_view kWhat = "command outcome";
-  CF_ASSIGN_OR_RETURN(auto fields, ReadFields<9>(encoded, kWhat));
+  CF_ASSIGN_OR_RETURN(
+      std::vector<absl::string_view> fields,
+      ReadFieldRange(encoded, 2 + kResultFieldsBeforeCsr, 2 + kResultFields, kWhat));
   model::CommandOutcome outcome;
   outcome.state = state;
-  CF_ASSIGN_OR_RETURN(int64_t code, ParseInt64(fields[0], "status code"), "", kWhat);
   // The canonical codes are 0 (OK) to 16 (UNAUTHENTICATED), as in gRPC.
-  if (code < 0 || code > static_cast<int64_t>(absl::StatusCode::kUnauthenticated)) {
-    return absl::DataLossError(absl::StrCat(kWhat, ": unknown status code ", code));
-  }
+  CF_ASSIGN_OR_RETURN(
+      int64_t code,
+      ParseInt64InRange(fields[0], 0, static_cast<int64_t>(absl::StatusCode::kUnauthenticated),
+                        "status code"),
+      "", kWhat);
   outcome.code = static_cast<absl::StatusCode>(code);
   outcome.error = std::string(fields[1]);
-  model::CommandResult& result = outcome.result;
-  result.thumbprint = std::string(fields[2]);
-  CF_ASSIGN_OR_RETURN(result.problems, DecodeStringList(fields[3]), "", kWhat, ": problems");
-  result.previous_channel_serial = std::string(fields[4]);
-  result.channel_serial = std::string(fields[5]);
-  if (fields[6] != "0" && fields[6] != "1") {
-    return absl::DataLossError(absl::StrCat(kWhat, ": rolled_back is '", fields[6], "'"));
-  }
-  result.rolled_back = fields[6] == "1";
-  CF_ASSIGN_OR_RETURN(result.events, DecodeEvents(fields[7]), "", kWhat);
-  result.detail = std::string(fields[8]);
+  CF_ASSIGN_OR_RETURN(outcome.result,
+                      ParseResultFields(absl::MakeConstSpan(fields).subspan(2), kWhat));
   return outcome;
+}
+
+std::string EncodeCommandResult(const model::CommandResult& result) {
+  std::string out;
+  AppendResultFields(result, out);
+  return out;
+}
+
+absl::StatusOr<model::CommandResult> DecodeCommandResult(absl::string_view encoded) {
+  constexpr absl::string_view kWhat = "command result";
+  CF_ASSIGN_OR_RETURN(std::vector<absl::string_view> fields,
+                      ReadFieldRange(encoded, kResultFieldsBeforeCsr, kResultFields, kWhat));
+  return ParseResultFields(fields, kWhat);
+}
+
+std::string EncodeProfile(const model::CertificateProfile& profile) {
+  std::string out;
+  AppendNetstring(profile.name, out);
+  AppendNetstring(profile.key_algorithm, out);
+  AppendNetstring(absl::StrCat(profile.key_bits), out);
+  AppendNetstring(profile.signature_hash, out);
+  AppendNetstring(EncodeStringList(profile.extra_dns_names), out);
+  AppendNetstring(absl::StrCat(profile.key_usage), out);
+  AppendNetstring(EncodeStringList(profile.extended_key_usage), out);
+  AppendNetstring(absl::StrCat(DurationToMicros(profile.validity)), out);
+  AppendNetstring(profile.template_name, out);
+  return out;
+}
+
+absl::StatusOr<model::CertificateProfile> DecodeProfile(absl::string_view encoded) {
+  constexpr absl::string_view kWhat = "certificate profile";
+  CF_ASSIGN_OR_RETURN(auto fields, ReadFields<9>(encoded, kWhat));
+  model::CertificateProfile profile;
+  profile.name = std::string(fields[0]);
+  profile.key_algorithm = std::string(fields[1]);
+  CF_ASSIGN_OR_RETURN(int64_t key_bits,
+                      ParseInt64InRange(fields[2], std::numeric_limits<int>::min(),
+                                        std::numeric_limits<int>::max(), "key_bits"),
+                      "", kWhat);
+  profile.key_bits = static_cast<int>(key_bits);
+  profile.signature_hash = std::string(fields[3]);
+  CF_ASSIGN_OR_RETURN(profile.extra_dns_names, DecodeStringList(fields[4]), "", kWhat,
+                      ": extra_dns_names");
+  CF_ASSIGN_OR_RETURN(
+      int64_t key_usage,
+      ParseInt64InRange(fields[5], 0, std::numeric_limits<uint32_t>::max(), "key_usage"), "",
+      kWhat);
+  profile.key_usage = static_cast<uint32_t>(key_usage);
+  CF_ASSIGN_OR_RETURN(profile.extended_key_usage, DecodeStringList(fields[6]), "", kWhat,
+                      ": extended_key_usage");
+  CF_ASSIGN_OR_RETURN(int64_t validity, ParseInt64(fields[7], "validity"), "", kWhat);
+  profile.validity = MicrosToDuration(validity);
+  profile.template_name = std::string(fields[8]);
+  return profile;
+}
+
+std::string EncodeRenewalSteps(const std::vector<RenewalStep>& steps) {
+  std::string out;
+  for (const RenewalStep& step : steps) {
+    std::string fields;
+    AppendNetstring(model::RenewalStateName(step.state), fields);
+    AppendNetstring(absl::StrCat(TimeToMicros(step.at)), fields);
+    AppendNetstring(step.note, fields);
+    AppendNetstring(fields, out);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<RenewalStep>> DecodeRenewalSteps(absl::string_view encoded) {
+  std::vector<RenewalStep> steps;
+  while (!encoded.empty()) {
+    CF_ASSIGN_OR_RETURN(absl::string_view step, ReadNetstring(encoded), "renewal step");
+    CF_ASSIGN_OR_RETURN(auto fields, ReadFields<3>(step, "renewal step"));
+    std::optional<model::RenewalState> state = model::RenewalStateFromName(fields[0]);
+    if (!state.has_value()) {
+      return absl::DataLossError(absl::StrCat("renewal step has unknown state '", fields[0], "'"));
+    }
+    CF_ASSIGN_OR_RETURN(int64_t at, ParseInt64(fields[1], "renewal step time"));
+    steps.push_back(RenewalStep{*state, MicrosToTime(at), std::string(fields[2])});
+  }
+  return steps;
 }
 
 }  // namespace certfleet::controller::store

@@ -19,21 +19,36 @@
 // Durations are microseconds like times (sub-microsecond precision dropped), with
 // absl::InfiniteDuration() and -absl::InfiniteDuration() as the largest and smallest int64.
 //
+// A later field is appended to the end of its record's list (never inserted, never removed),
+// and its decoder then accepts the list with or without it, so rows written before keep
+// decoding: below, such fields are marked "optional on read", and absent reads as the field's
+// default. Otherwise a list with more or fewer fields than its record has is DataLoss.
+//
 // Command payloads: the `kind` column holds CommandKindName() ("import") and the `payload` BLOB
 // the variant's fields, one netstring each, in this order:
 //   scan     (no field: the empty blob)
-//   import   data, password          the password is empty once the command is final
+//   import   data, password          both are empty once the command is final
 //   repair   thumbprint
 //   rebind   thumbprint, verify_timeout (a duration)
 //   trust    data
 //   remove   thumbprint
-// e.g. rebind = "4:ABCD,8:60000000,". A payload with more or fewer fields than its kind has is
-// DataLoss; a later field is appended to the end of its kind's list, with a migration.
+//   renew    profile                 a netstring holding a profile as below (nested)
+//   install  chain_pem, bind ("0" or "1"), verify_timeout (a duration)
+// e.g. rebind = "4:ABCD,8:60000000,"; install {chain "PEM", bind, 60 s} = "3:PEM,1:1,8:60000000,".
 //
-// Command outcomes: the `outcome` BLOB (NULL until the command is final) holds these netstrings
-// in order; the outcome's state is the row's `state` column, not repeated here:
-//   code                     absl::StatusCode as its number (the gRPC code), 0..16
-//   error
+// Certificate profiles (a renew payload's profile; a renewal's `profile` BLOB, the snapshot of
+// the profile it uses) are these netstrings in order:
+//   name, key_algorithm, key_bits (decimal), signature_hash,
+//   extra_dns_names          a netstring holding a list as above (nested)
+//   key_usage                the KeyUsageBit mask, decimal, 0..4294967295
+//   extended_key_usage       a netstring holding a list of OIDs (nested)
+//   validity                 a duration
+//   template_name
+// e.g. ScomProfile() = "4:scom,3:RSA,4:2048,6:SHA256,0:,1:5,"
+//                      "42:17:1.3.6.1.5.5.7.3.1,17:1.3.6.1.5.5.7.3.2,,14:31536000000000,0:,".
+//
+// Command results (a renewal's `evidence` BLOB, NULL when it has none) are these netstrings in
+// order:
 //   thumbprint
 //   problems                 a netstring holding a list as above (nested)
 //   previous_channel_serial
@@ -42,7 +57,18 @@
 //   events                   a netstring holding one netstring per event, each holding four:
 //                            time (unix microseconds), id (decimal), level, message
 //   detail
-// e.g. {code kFailedPrecondition (9), error "boom"} = "1:9,4:boom,0:,0:,0:,0:,1:0,0:,0:,".
+//   csr_pem                  optional on read (appended with renewals, schema version 3)
+//
+// Command outcomes: the `outcome` BLOB (NULL until the command is final) holds `code` (the
+// absl::StatusCode as its number, the gRPC code, 0..16), then `error`, then the outcome's result
+// as the fields above, all at one level (not nested). The outcome's state is the row's `state`
+// column, not repeated here. Outcomes written before version 3 have no csr_pem and read with an
+// empty one. e.g. {code kFailedPrecondition (9), error "boom"} =
+// "1:9,4:boom,0:,0:,0:,0:,1:0,0:,0:,0:,".
+//
+// Renewal steps: the `steps` BLOB holds one netstring per step, oldest first, each holding three:
+// state (RenewalStateName(): "csr_requested"), at (unix microseconds), note. e.g.
+// {planned at 0, "by alice"} = "25:7:planned,1:0,8:by alice,,".
 
 #include <cstdint>
 #include <map>
@@ -53,6 +79,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/model/command.h"
+#include "common/model/profile.h"
+#include "controller/store/records.h"
 
 namespace certfleet::controller::store {
 
@@ -82,5 +110,20 @@ std::string EncodeCommandOutcome(const common::model::CommandOutcome& outcome);
 // as laid out above.
 absl::StatusOr<common::model::CommandOutcome> DecodeCommandOutcome(
     common::model::CommandState state, absl::string_view encoded);
+
+// A certificate profile, as laid out above.
+std::string EncodeProfile(const common::model::CertificateProfile& profile);
+// DataLoss when `encoded` is not a profile as laid out above.
+absl::StatusOr<common::model::CertificateProfile> DecodeProfile(absl::string_view encoded);
+
+// A command result (a renewal's evidence), as laid out above.
+std::string EncodeCommandResult(const common::model::CommandResult& result);
+// DataLoss when `encoded` is not a command result as laid out above.
+absl::StatusOr<common::model::CommandResult> DecodeCommandResult(absl::string_view encoded);
+
+// The `steps` column of a renewal.
+std::string EncodeRenewalSteps(const std::vector<RenewalStep>& steps);
+// DataLoss when `encoded` is not a list of steps as laid out above, or names an unknown state.
+absl::StatusOr<std::vector<RenewalStep>> DecodeRenewalSteps(absl::string_view encoded);
 
 }  // namespace certfleet::controller::store

@@ -119,6 +119,122 @@ CREATE INDEX commands_unfinished_by_deadline ON commands (deadline)
   WHERE state IN ('queued', 'sent', 'running');
 )sql";
 
+// Renewal jobs, the issuance log and the approval queue; and commands of the kinds renew and
+// install.
+//
+// SQLite cannot change a CHECK, so `commands` is rebuilt with the two new kinds: copied row for
+// row (rowids kept, so "oldest first" still breaks ties by creation) into a new table, which
+// then takes the old one's name and indexes. Nothing references `commands`, so dropping it
+// deletes no other row; secure_delete (set before migrating) zeroes the pages it leaves.
+//
+// The profile snapshot, the steps and the evidence of a renewal are netstrings (encoding.h);
+// states hold the model's names. Renewals belong to their agent (deleted with it). Issuances
+// and approval requests are records of what was signed and decided, kept whatever becomes of
+// the agent or the job, so they reference neither. Indexes: an agent's renewals, renewals by
+// state, the active ones (partial: it stays as small as the work in progress however long the
+// history grows), each of the three command ids (FindRenewalByCommand, one index per column
+// for the OR), issuances by renewal, approval requests by state. Times are unix microseconds.
+constexpr char kSchemaV3[] = R"sql(
+CREATE TABLE commands_v3 (
+  id TEXT NOT NULL PRIMARY KEY CHECK (id <> ''),
+  agent_id TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+  kind TEXT NOT NULL
+    CHECK (kind IN ('scan', 'import', 'repair', 'rebind', 'trust', 'remove', 'renew', 'install')),
+  payload BLOB NOT NULL,             -- an ImportPayload's password and data are empty once final
+  deadline INTEGER NOT NULL,
+  state TEXT NOT NULL
+    CHECK (state IN ('queued', 'sent', 'running', 'succeeded', 'failed', 'cancelled', 'expired')),
+  created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  sent_at INTEGER,                   -- NULL: never sent
+  started_at INTEGER,                -- NULL: not reported running
+  finished_at INTEGER,               -- NULL: not final
+  attempts INTEGER NOT NULL CHECK (attempts >= 0),
+  cancel_requested INTEGER NOT NULL CHECK (cancel_requested IN (0, 1)),
+  outcome BLOB,                      -- NULL: not final
+  CHECK ((outcome IS NOT NULL) = (state IN ('succeeded', 'failed', 'cancelled', 'expired'))),
+  CHECK ((finished_at IS NOT NULL) = (state IN ('succeeded', 'failed', 'cancelled', 'expired')))
+) STRICT;
+INSERT INTO commands_v3 (rowid, id, agent_id, kind, payload, deadline, state, created_by,
+                         created_at, sent_at, started_at, finished_at, attempts, cancel_requested,
+                         outcome)
+  SELECT rowid, id, agent_id, kind, payload, deadline, state, created_by, created_at, sent_at,
+         started_at, finished_at, attempts, cancel_requested, outcome
+  FROM commands ORDER BY rowid;
+DROP TABLE commands;
+ALTER TABLE commands_v3 RENAME TO commands;
+CREATE INDEX commands_by_agent_state ON commands (agent_id, state, created_at);
+CREATE INDEX commands_by_created_at ON commands (created_at);
+CREATE INDEX commands_unfinished_by_deadline ON commands (deadline)
+  WHERE state IN ('queued', 'sent', 'running');
+
+CREATE TABLE issuances (
+  serial TEXT NOT NULL PRIMARY KEY CHECK (serial <> ''),
+  issuer TEXT NOT NULL,
+  renewal_id TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  fqdn TEXT NOT NULL,
+  thumbprint TEXT NOT NULL,
+  not_before INTEGER NOT NULL,
+  not_after INTEGER NOT NULL,
+  issued_at INTEGER NOT NULL,
+  certificate_pem TEXT NOT NULL
+) STRICT;
+CREATE INDEX issuances_by_renewal ON issuances (renewal_id, issued_at);
+
+CREATE TABLE approval_requests (
+  id TEXT NOT NULL PRIMARY KEY CHECK (id <> ''),
+  issuer TEXT NOT NULL,
+  renewal_id TEXT NOT NULL,
+  agent_id TEXT NOT NULL,
+  fqdn TEXT NOT NULL,
+  csr_pem TEXT NOT NULL,
+  profile_name TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'approved', 'denied', 'fulfilled')),
+  decided_by TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  chain_pem TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  decided_at INTEGER                 -- NULL: not decided
+) STRICT;
+CREATE INDEX approval_requests_by_state ON approval_requests (state, created_at);
+
+CREATE TABLE renewals (
+  id TEXT NOT NULL PRIMARY KEY CHECK (id <> ''),
+  agent_id TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+  fqdn TEXT NOT NULL,
+  profile BLOB NOT NULL,
+  issuer TEXT NOT NULL,
+  bind INTEGER NOT NULL CHECK (bind IN (0, 1)),
+  state TEXT NOT NULL CHECK (state IN ('planned', 'csr_requested', 'csr_received',
+    'policy_checked', 'submitted', 'pending_approval', 'issued', 'install_sent', 'installed',
+    'bind_sent', 'verified', 'done', 'rolled_back', 'failed')),
+  steps BLOB NOT NULL,
+  csr_pem TEXT NOT NULL,
+  renew_command_id TEXT NOT NULL,    -- '': not sent yet, as the other two
+  install_command_id TEXT NOT NULL,
+  bind_command_id TEXT NOT NULL,
+  issuer_cookie TEXT NOT NULL,
+  approval_request_id TEXT NOT NULL,
+  chain_pem TEXT NOT NULL,
+  serial TEXT NOT NULL,
+  thumbprint TEXT NOT NULL,
+  failure_reason TEXT NOT NULL,
+  evidence BLOB,                     -- NULL: none
+  created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX renewals_by_agent ON renewals (agent_id, created_at);
+CREATE INDEX renewals_by_state ON renewals (state, created_at);
+CREATE INDEX renewals_active ON renewals (created_at)
+  WHERE state NOT IN ('done', 'rolled_back', 'failed');
+CREATE INDEX renewals_by_renew_command ON renewals (renew_command_id);
+CREATE INDEX renewals_by_install_command ON renewals (install_command_id);
+CREATE INDEX renewals_by_bind_command ON renewals (bind_command_id);
+)sql";
+
 // --- SQL, prepared once per connection (Database::PrepareCached) ---
 
 constexpr char kTokenColumns[] =
@@ -263,6 +379,89 @@ std::string ListCertificatesSql(bool by_agent, bool by_not_after) {
                   " ORDER BY a.fqdn COLLATE BINARY, c.agent_id, c.store, c.not_after, "
                   "c.thumbprint");
   return sql;
+}
+
+constexpr char kIssuanceColumns[] =
+    "serial, issuer, renewal_id, agent_id, fqdn, thumbprint, not_before, not_after, issued_at, "
+    "certificate_pem";
+const std::string& InsertIssuanceSql() {
+  static const std::string* sql = new std::string(absl::StrCat(
+      "INSERT INTO issuances (", kIssuanceColumns, ") VALUES (", Placeholders(10), ")"));
+  return *sql;
+}
+const std::string& ListIssuancesSql() {
+  static const std::string* sql = new std::string(
+      absl::StrCat("SELECT ", kIssuanceColumns,
+                   " FROM issuances WHERE renewal_id = ?1 ORDER BY issued_at, rowid"));
+  return *sql;
+}
+
+constexpr char kApprovalColumns[] =
+    "id, issuer, renewal_id, agent_id, fqdn, csr_pem, profile_name, state, decided_by, reason, "
+    "chain_pem, created_at, decided_at";
+const std::string& InsertApprovalSql() {
+  static const std::string* sql = new std::string(absl::StrCat(
+      "INSERT INTO approval_requests (", kApprovalColumns, ") VALUES (", Placeholders(13), ")"));
+  return *sql;
+}
+const std::string& SelectApprovalSql() {
+  static const std::string* sql = new std::string(
+      absl::StrCat("SELECT ", kApprovalColumns, " FROM approval_requests WHERE id = ?1"));
+  return *sql;
+}
+// Numbered as kApprovalColumns, so that BindApproval serves both; only the id never changes.
+constexpr char kUpdateApprovalSql[] =
+    "UPDATE approval_requests SET issuer = ?2, renewal_id = ?3, agent_id = ?4, fqdn = ?5, "
+    "csr_pem = ?6, profile_name = ?7, state = ?8, decided_by = ?9, reason = ?10, chain_pem = ?11, "
+    "created_at = ?12, decided_at = ?13 WHERE id = ?1";
+constexpr char kApprovalStateSql[] = "SELECT state FROM approval_requests WHERE id = ?1";
+std::string ListApprovalsSql(bool by_state) {
+  return absl::StrCat("SELECT ", kApprovalColumns, " FROM approval_requests",
+                      by_state ? " WHERE state = ?1" : "", " ORDER BY created_at, rowid");
+}
+
+constexpr char kRenewalColumns[] =
+    "id, agent_id, fqdn, profile, issuer, bind, state, steps, csr_pem, renew_command_id, "
+    "install_command_id, bind_command_id, issuer_cookie, approval_request_id, chain_pem, serial, "
+    "thumbprint, failure_reason, evidence, created_by, created_at, updated_at, next_attempt_at";
+const std::string& InsertRenewalSql() {
+  static const std::string* sql = new std::string(
+      absl::StrCat("INSERT INTO renewals (", kRenewalColumns, ") VALUES (", Placeholders(23), ")"));
+  return *sql;
+}
+const std::string& SelectRenewalSql() {
+  static const std::string* sql =
+      new std::string(absl::StrCat("SELECT ", kRenewalColumns, " FROM renewals WHERE id = ?1"));
+  return *sql;
+}
+// Numbered as kRenewalColumns, so that BindRenewal serves both; the id and the agent never
+// change.
+constexpr char kUpdateRenewalSql[] =
+    "UPDATE renewals SET fqdn = ?3, profile = ?4, issuer = ?5, bind = ?6, state = ?7, steps = ?8, "
+    "csr_pem = ?9, renew_command_id = ?10, install_command_id = ?11, bind_command_id = ?12, "
+    "issuer_cookie = ?13, approval_request_id = ?14, chain_pem = ?15, serial = ?16, "
+    "thumbprint = ?17, failure_reason = ?18, evidence = ?19, created_by = ?20, created_at = ?21, "
+    "updated_at = ?22, next_attempt_at = ?23 WHERE id = ?1";
+constexpr char kRenewalStateSql[] = "SELECT state, agent_id FROM renewals WHERE id = ?1";
+// Each term of the OR has its own index (SQLite's OR-by-union); the newest job wins if several
+// name the command.
+const std::string& FindRenewalByCommandSql() {
+  static const std::string* sql = new std::string(
+      absl::StrCat("SELECT ", kRenewalColumns,
+                   " FROM renewals WHERE renew_command_id = ?1 OR install_command_id = ?1"
+                   " OR bind_command_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1"));
+  return *sql;
+}
+// The newest ?3 matching jobs, newest first (the caller reverses them). The active-only term is
+// the WHERE of renewals_active, word for word, so that the planner can use that index.
+std::string ListRenewalsSql(bool by_agent, bool by_state, bool active_only) {
+  std::vector<absl::string_view> terms;
+  if (by_agent) terms.push_back("agent_id = ?1");
+  if (by_state) terms.push_back("state = ?2");
+  if (active_only) terms.push_back("state NOT IN ('done', 'rolled_back', 'failed')");
+  return absl::StrCat("SELECT ", kRenewalColumns, " FROM renewals", terms.empty() ? "" : " WHERE ",
+                      absl::StrJoin(terms, " AND "),
+                      " ORDER BY created_at DESC, rowid DESC LIMIT ?3");
 }
 
 // --- Validation ---
@@ -541,12 +740,186 @@ bool Contains(const std::vector<std::string>& codes, absl::string_view code) {
   return false;
 }
 
+absl::Status BindIssuance(Statement& stmt, const IssuanceRecord& issuance) {
+  CF_RETURN_IF_ERROR(stmt.BindText(1, issuance.serial));
+  CF_RETURN_IF_ERROR(stmt.BindText(2, issuance.issuer));
+  CF_RETURN_IF_ERROR(stmt.BindText(3, issuance.renewal_id));
+  CF_RETURN_IF_ERROR(stmt.BindText(4, issuance.agent_id));
+  CF_RETURN_IF_ERROR(stmt.BindText(5, issuance.fqdn));
+  CF_RETURN_IF_ERROR(stmt.BindText(6, issuance.thumbprint));
+  CF_RETURN_IF_ERROR(stmt.BindInt64(7, TimeToMicros(issuance.not_before)));
+  CF_RETURN_IF_ERROR(stmt.BindInt64(8, TimeToMicros(issuance.not_after)));
+  CF_RETURN_IF_ERROR(stmt.BindInt64(9, TimeToMicros(issuance.issued_at)));
+  CF_RETURN_IF_ERROR(stmt.BindText(10, issuance.certificate_pem));
+  return absl::OkStatus();
+}
+
+IssuanceRecord ReadIssuance(const Statement& row) {
+  IssuanceRecord issuance;
+  issuance.serial = row.ColumnText(0);
+  issuance.issuer = row.ColumnText(1);
+  issuance.renewal_id = row.ColumnText(2);
+  issuance.agent_id = row.ColumnText(3);
+  issuance.fqdn = row.ColumnText(4);
+  issuance.thumbprint = row.ColumnText(5);
+  issuance.not_before = MicrosToTime(row.ColumnInt64(6));
+  issuance.not_after = MicrosToTime(row.ColumnInt64(7));
+  issuance.issued_at = MicrosToTime(row.ColumnInt64(8));
+  issuance.certificate_pem = row.ColumnText(9);
+  return issuance;
+}
+
+// Binds every column of `request`, numbered as in kApprovalColumns.
+absl::Status BindApproval(Statement& stmt, const ApprovalRequestRecord& request) {
+  CF_RETURN_IF_ERROR(stmt.BindText(1, request.id));
+  CF_RETURN_IF_ERROR(stmt.BindText(2, request.issuer));
+  CF_RETURN_IF_ERROR(stmt.BindText(3, request.renewal_id));
+  CF_RETURN_IF_ERROR(stmt.BindText(4, request.agent_id));
+  CF_RETURN_IF_ERROR(stmt.BindText(5, request.fqdn));
+  CF_RETURN_IF_ERROR(stmt.BindText(6, request.csr_pem));
+  CF_RETURN_IF_ERROR(stmt.BindText(7, request.profile_name));
+  CF_RETURN_IF_ERROR(stmt.BindText(8, common::model::ApprovalStateName(request.state)));
+  CF_RETURN_IF_ERROR(stmt.BindText(9, request.decided_by));
+  CF_RETURN_IF_ERROR(stmt.BindText(10, request.reason));
+  CF_RETURN_IF_ERROR(stmt.BindText(11, request.chain_pem));
+  CF_RETURN_IF_ERROR(stmt.BindInt64(12, TimeToMicros(request.created_at)));
+  CF_RETURN_IF_ERROR(stmt.BindOptionalInt64(13, OptionalMicros(request.decided_at)));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<common::model::ApprovalState> ApprovalStateOf(const std::string& name,
+                                                             absl::string_view id) {
+  std::optional<common::model::ApprovalState> state = common::model::ApprovalStateFromName(name);
+  if (!state.has_value()) {
+    return absl::DataLossError(
+        absl::StrCat("stored approval request ", id, " has unknown state '", name, "'"));
+  }
+  return *state;
+}
+
+absl::StatusOr<ApprovalRequestRecord> ReadApproval(const Statement& row) {
+  ApprovalRequestRecord request;
+  request.id = row.ColumnText(0);
+  request.issuer = row.ColumnText(1);
+  request.renewal_id = row.ColumnText(2);
+  request.agent_id = row.ColumnText(3);
+  request.fqdn = row.ColumnText(4);
+  request.csr_pem = row.ColumnText(5);
+  request.profile_name = row.ColumnText(6);
+  CF_ASSIGN_OR_RETURN(request.state, ApprovalStateOf(row.ColumnText(7), request.id));
+  request.decided_by = row.ColumnText(8);
+  request.reason = row.ColumnText(9);
+  request.chain_pem = row.ColumnText(10);
+  request.created_at = MicrosToTime(row.ColumnInt64(11));
+  request.decided_at = OptionalTime(row.ColumnOptionalInt64(12));
+  return request;
+}
+
+// Binds every column of `renewal`, numbered as in kRenewalColumns.
+absl::Status BindRenewal(Statement& stmt, const RenewalRecord& renewal) {
+  CF_RETURN_IF_ERROR(stmt.BindText(1, renewal.id));
+  CF_RETURN_IF_ERROR(stmt.BindText(2, renewal.agent_id));
+  CF_RETURN_IF_ERROR(stmt.BindText(3, renewal.fqdn));
+  CF_RETURN_IF_ERROR(stmt.BindBlob(4, EncodeProfile(renewal.profile)));
+  CF_RETURN_IF_ERROR(stmt.BindText(5, renewal.issuer));
+  CF_RETURN_IF_ERROR(stmt.BindInt64(6, renewal.bind ? 1 : 0));
+  CF_RETURN_IF_ERROR(stmt.BindText(7, common::model::RenewalStateName(renewal.state)));
+  CF_RETURN_IF_ERROR(stmt.BindBlob(8, EncodeRenewalSteps(renewal.steps)));
+  CF_RETURN_IF_ERROR(stmt.BindText(9, renewal.csr_pem));
+  CF_RETURN_IF_ERROR(stmt.BindText(10, renewal.renew_command_id));
+  CF_RETURN_IF_ERROR(stmt.BindText(11, renewal.install_command_id));
+  CF_RETURN_IF_ERROR(stmt.BindText(12, renewal.bind_command_id));
+  CF_RETURN_IF_ERROR(stmt.BindText(13, renewal.issuer_cookie));
+  CF_RETURN_IF_ERROR(stmt.BindText(14, renewal.approval_request_id));
+  CF_RETURN_IF_ERROR(stmt.BindText(15, renewal.chain_pem));
+  CF_RETURN_IF_ERROR(stmt.BindText(16, renewal.serial));
+  CF_RETURN_IF_ERROR(stmt.BindText(17, renewal.thumbprint));
+  CF_RETURN_IF_ERROR(stmt.BindText(18, renewal.failure_reason));
+  if (renewal.evidence.has_value()) {
+    CF_RETURN_IF_ERROR(stmt.BindBlob(19, EncodeCommandResult(*renewal.evidence)));
+  } else {
+    CF_RETURN_IF_ERROR(stmt.BindNull(19));
+  }
+  CF_RETURN_IF_ERROR(stmt.BindText(20, renewal.created_by));
+  CF_RETURN_IF_ERROR(stmt.BindInt64(21, TimeToMicros(renewal.created_at)));
+  CF_RETURN_IF_ERROR(stmt.BindInt64(22, TimeToMicros(renewal.updated_at)));
+  CF_RETURN_IF_ERROR(stmt.BindInt64(23, TimeToMicros(renewal.next_attempt_at)));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<common::model::RenewalState> RenewalStateOf(const std::string& name,
+                                                           absl::string_view id) {
+  std::optional<common::model::RenewalState> state = common::model::RenewalStateFromName(name);
+  if (!state.has_value()) {
+    return absl::DataLossError(
+        absl::StrCat("stored renewal ", id, " has unknown state '", name, "'"));
+  }
+  return *state;
+}
+
+absl::StatusOr<RenewalRecord> ReadRenewal(const Statement& row) {
+  RenewalRecord renewal;
+  renewal.id = row.ColumnText(0);
+  const std::string what = absl::StrCat("renewal ", renewal.id);
+  renewal.agent_id = row.ColumnText(1);
+  renewal.fqdn = row.ColumnText(2);
+  absl::StatusOr<common::model::CertificateProfile> profile = DecodeProfile(row.ColumnBlob(3));
+  if (!profile.ok()) return DataLossIn(profile.status(), what);
+  renewal.profile = *std::move(profile);
+  renewal.issuer = row.ColumnText(4);
+  renewal.bind = row.ColumnInt64(5) != 0;
+  CF_ASSIGN_OR_RETURN(renewal.state, RenewalStateOf(row.ColumnText(6), renewal.id));
+  absl::StatusOr<std::vector<RenewalStep>> steps = DecodeRenewalSteps(row.ColumnBlob(7));
+  if (!steps.ok()) return DataLossIn(steps.status(), what);
+  renewal.steps = *std::move(steps);
+  renewal.csr_pem = row.ColumnText(8);
+  renewal.renew_command_id = row.ColumnText(9);
+  renewal.install_command_id = row.ColumnText(10);
+  renewal.bind_command_id = row.ColumnText(11);
+  renewal.issuer_cookie = row.ColumnText(12);
+  renewal.approval_request_id = row.ColumnText(13);
+  renewal.chain_pem = row.ColumnText(14);
+  renewal.serial = row.ColumnText(15);
+  renewal.thumbprint = row.ColumnText(16);
+  renewal.failure_reason = row.ColumnText(17);
+  if (!row.ColumnIsNull(18)) {
+    absl::StatusOr<common::model::CommandResult> evidence = DecodeCommandResult(row.ColumnBlob(18));
+    if (!evidence.ok()) return DataLossIn(evidence.status(), absl::StrCat("evidence of ", what));
+    renewal.evidence = *std::move(evidence);
+  }
+  renewal.created_by = row.ColumnText(19);
+  renewal.created_at = MicrosToTime(row.ColumnInt64(20));
+  renewal.updated_at = MicrosToTime(row.ColumnInt64(21));
+  renewal.next_attempt_at = MicrosToTime(row.ColumnInt64(22));
+  return renewal;
+}
+
+// Runs `query` (bound already) to its end and decodes every row with `read`.
+template <typename Record, typename Read>
+absl::StatusOr<std::vector<Record>> ReadAll(Statement& query, Read read, absl::string_view what) {
+  std::vector<Record> records;
+  while (true) {
+    absl::StatusOr<bool> row = query.Step();
+    if (!row.ok()) return common::Annotate(row.status(), what);
+    if (!*row) break;
+    absl::StatusOr<Record> record = read(query);
+    if (!record.ok()) {
+      query.Reset();
+      return record.status();
+    }
+    records.push_back(*std::move(record));
+  }
+  query.Reset();
+  return records;
+}
+
 }  // namespace
 
 const std::vector<Migration>& SqliteStore::Migrations() {
   static const std::vector<Migration>* migrations = new std::vector<Migration>{
       {1, "join tokens, agents, certificates", kSchemaV1},
       {2, "commands", kSchemaV2},
+      {3, "renewals, issuances, approval requests; renew and install commands", kSchemaV3},
   };
   return *migrations;
 }
@@ -590,9 +963,32 @@ absl::StatusOr<std::unique_ptr<Store>> SqliteStore::Open(const Options& options)
       ListCommandsSql(true, false),
       ListCommandsSql(false, true),
       ListCommandsSql(true, true),
+      InsertIssuanceSql(),
+      ListIssuancesSql(),
+      InsertApprovalSql(),
+      SelectApprovalSql(),
+      kUpdateApprovalSql,
+      kApprovalStateSql,
+      ListApprovalsSql(false),
+      ListApprovalsSql(true),
+      InsertRenewalSql(),
+      SelectRenewalSql(),
+      kUpdateRenewalSql,
+      kRenewalStateSql,
+      FindRenewalByCommandSql(),
   };
   for (const std::string& sql : statements) {
     CF_RETURN_IF_ERROR(db->PrepareCached(sql).status(), "opening store ", options.path);
+  }
+  // Every combination of ListRenewals' three filters.
+  for (bool by_agent : {false, true}) {
+    for (bool by_state : {false, true}) {
+      for (bool active_only : {false, true}) {
+        CF_RETURN_IF_ERROR(
+            db->PrepareCached(ListRenewalsSql(by_agent, by_state, active_only)).status(),
+            "opening store ", options.path);
+      }
+    }
   }
   return std::unique_ptr<Store>(new SqliteStore(std::move(db)));
 }
@@ -1154,6 +1550,209 @@ absl::StatusOr<std::vector<CommandRecord>> SqliteStore::ExpireCommands(
   CF_RETURN_IF_ERROR(txn.Commit(), "expiring commands");
   if (scrubbed) TruncateWalLocked();
   return expired;
+}
+
+// --- Issuance log ---
+
+absl::Status SqliteStore::RecordIssuance(const IssuanceRecord& issuance) {
+  CF_RETURN_IF_ERROR(RequireNonEmpty(issuance.serial, "issuance serial"));
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Statement * stmt, db_->PrepareCached(InsertIssuanceSql()));
+  CF_RETURN_IF_ERROR(BindIssuance(*stmt, issuance));
+  absl::Status status = stmt->Run();
+  if (absl::IsAlreadyExists(status)) {
+    return absl::AlreadyExistsError(absl::StrCat("a certificate with serial ", issuance.serial,
+                                                 " was issued already; serials are never reused"));
+  }
+  return common::Annotate(status, absl::StrCat("recording issuance of serial ", issuance.serial));
+}
+
+absl::StatusOr<std::vector<IssuanceRecord>> SqliteStore::ListIssuances(
+    absl::string_view renewal_id) {
+  CF_RETURN_IF_ERROR(RequireNonEmpty(renewal_id, "renewal id"));
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Statement * stmt, db_->PrepareCached(ListIssuancesSql()));
+  CF_RETURN_IF_ERROR(stmt->BindText(1, renewal_id));
+  return ReadAll<IssuanceRecord>(*stmt, ReadIssuance,
+                                 absl::StrCat("listing issuances of renewal ", renewal_id));
+}
+
+// --- Approval queue ---
+
+absl::StatusOr<ApprovalRequestRecord> SqliteStore::ReadApprovalLocked(absl::string_view id) {
+  CF_ASSIGN_OR_RETURN(Statement * stmt, db_->PrepareCached(SelectApprovalSql()));
+  CF_RETURN_IF_ERROR(stmt->BindText(1, id));
+  CF_ASSIGN_OR_RETURN(bool found, stmt->Step(), "reading approval request ", id);
+  if (!found) return absl::NotFoundError(absl::StrCat("approval request ", id, " not found"));
+  absl::StatusOr<ApprovalRequestRecord> request = ReadApproval(*stmt);
+  stmt->Reset();
+  return request;
+}
+
+absl::Status SqliteStore::CreateApprovalRequest(const ApprovalRequestRecord& request) {
+  CF_RETURN_IF_ERROR(RequireNonEmpty(request.id, "approval request id"));
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Statement * stmt, db_->PrepareCached(InsertApprovalSql()));
+  CF_RETURN_IF_ERROR(BindApproval(*stmt, request));
+  absl::Status status = stmt->Run();
+  if (absl::IsAlreadyExists(status)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("approval request ", request.id, " already exists"));
+  }
+  return common::Annotate(status, absl::StrCat("creating approval request ", request.id));
+}
+
+absl::StatusOr<ApprovalRequestRecord> SqliteStore::GetApprovalRequest(absl::string_view id) {
+  CF_RETURN_IF_ERROR(RequireNonEmpty(id, "approval request id"));
+  absl::MutexLock lock(&mu_);
+  return ReadApprovalLocked(id);
+}
+
+absl::StatusOr<std::vector<ApprovalRequestRecord>> SqliteStore::ListApprovalRequests(
+    std::optional<common::model::ApprovalState> state) {
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Statement * stmt, db_->PrepareCached(ListApprovalsSql(state.has_value())));
+  if (state.has_value()) {
+    CF_RETURN_IF_ERROR(stmt->BindText(1, common::model::ApprovalStateName(*state)));
+  }
+  return ReadAll<ApprovalRequestRecord>(*stmt, ReadApproval, "listing approval requests");
+}
+
+absl::Status SqliteStore::UpdateApprovalRequest(const ApprovalRequestRecord& request,
+                                                common::model::ApprovalState expected) {
+  const std::string& id = request.id;
+  CF_RETURN_IF_ERROR(RequireNonEmpty(id, "approval request id"));
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_), "updating approval request ", id);
+  {
+    CF_ASSIGN_OR_RETURN(Statement * stmt, db_->PrepareCached(kApprovalStateSql));
+    CF_RETURN_IF_ERROR(stmt->BindText(1, id));
+    CF_ASSIGN_OR_RETURN(bool found, stmt->Step(), "updating approval request ", id);
+    if (!found) return absl::NotFoundError(absl::StrCat("approval request ", id, " not found"));
+    const std::string stored_name = stmt->ColumnText(0);
+    stmt->Reset();
+    CF_ASSIGN_OR_RETURN(common::model::ApprovalState stored, ApprovalStateOf(stored_name, id));
+    if (stored != expected) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "approval request ", id, " is ", common::model::ApprovalStateName(stored), ", not ",
+          common::model::ApprovalStateName(expected), ": someone else decided it first"));
+    }
+  }
+  CF_ASSIGN_OR_RETURN(Statement * update, db_->PrepareCached(kUpdateApprovalSql));
+  CF_RETURN_IF_ERROR(BindApproval(*update, request));
+  CF_RETURN_IF_ERROR(update->Run(), "updating approval request ", id);
+  CF_RETURN_IF_ERROR(txn.Commit(), "updating approval request ", id);
+  return absl::OkStatus();
+}
+
+// --- Renewal jobs ---
+
+absl::StatusOr<RenewalRecord> SqliteStore::ReadRenewalLocked(absl::string_view id) {
+  CF_ASSIGN_OR_RETURN(Statement * stmt, db_->PrepareCached(SelectRenewalSql()));
+  CF_RETURN_IF_ERROR(stmt->BindText(1, id));
+  CF_ASSIGN_OR_RETURN(bool found, stmt->Step(), "reading renewal ", id);
+  if (!found) return absl::NotFoundError(absl::StrCat("renewal ", id, " not found"));
+  absl::StatusOr<RenewalRecord> renewal = ReadRenewal(*stmt);
+  stmt->Reset();
+  return renewal;
+}
+
+absl::Status SqliteStore::CreateRenewal(const RenewalRecord& renewal) {
+  const std::string& id = renewal.id;
+  CF_RETURN_IF_ERROR(RequireNonEmpty(id, "renewal id"));
+  CF_RETURN_IF_ERROR(RequireNonEmpty(renewal.agent_id, "agent id"), "renewal ", id);
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_), "creating renewal ", id);
+  {
+    CF_ASSIGN_OR_RETURN(Statement * agent, db_->PrepareCached(kAgentExistsSql));
+    CF_RETURN_IF_ERROR(agent->BindText(1, renewal.agent_id));
+    CF_ASSIGN_OR_RETURN(bool found, agent->Step(), "creating renewal ", id);
+    agent->Reset();
+    if (!found) {
+      return absl::NotFoundError(
+          absl::StrCat("creating renewal ", id, ": agent ", renewal.agent_id, " not found"));
+    }
+  }
+  CF_ASSIGN_OR_RETURN(Statement * insert, db_->PrepareCached(InsertRenewalSql()));
+  CF_RETURN_IF_ERROR(BindRenewal(*insert, renewal));
+  absl::Status status = insert->Run();
+  if (absl::IsAlreadyExists(status)) {
+    return absl::AlreadyExistsError(absl::StrCat("renewal ", id, " already exists"));
+  }
+  CF_RETURN_IF_ERROR(status, "creating renewal ", id);
+  CF_RETURN_IF_ERROR(txn.Commit(), "creating renewal ", id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RenewalRecord> SqliteStore::GetRenewal(absl::string_view id) {
+  CF_RETURN_IF_ERROR(RequireNonEmpty(id, "renewal id"));
+  absl::MutexLock lock(&mu_);
+  return ReadRenewalLocked(id);
+}
+
+absl::StatusOr<std::vector<RenewalRecord>> SqliteStore::ListRenewals(const RenewalFilter& filter) {
+  if (filter.limit == 0) return absl::InvalidArgumentError("renewal list limit is 0");
+  const std::string sql =
+      ListRenewalsSql(filter.agent_id.has_value(), filter.state.has_value(), filter.active_only);
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Statement * stmt, db_->PrepareCached(sql));
+  if (filter.agent_id.has_value()) CF_RETURN_IF_ERROR(stmt->BindText(1, *filter.agent_id));
+  if (filter.state.has_value()) {
+    CF_RETURN_IF_ERROR(stmt->BindText(2, common::model::RenewalStateName(*filter.state)));
+  }
+  const uint64_t limit = std::min<uint64_t>(filter.limit, std::numeric_limits<int64_t>::max());
+  CF_RETURN_IF_ERROR(stmt->BindInt64(3, static_cast<int64_t>(limit)));
+  CF_ASSIGN_OR_RETURN(std::vector<RenewalRecord> newest_first,
+                      ReadAll<RenewalRecord>(*stmt, ReadRenewal, "listing renewals"));
+  return std::vector<RenewalRecord>(std::make_move_iterator(newest_first.rbegin()),
+                                    std::make_move_iterator(newest_first.rend()));
+}
+
+absl::Status SqliteStore::UpdateRenewal(const RenewalRecord& renewal,
+                                        common::model::RenewalState expected) {
+  const std::string& id = renewal.id;
+  CF_RETURN_IF_ERROR(RequireNonEmpty(id, "renewal id"));
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_), "updating renewal ", id);
+  {
+    CF_ASSIGN_OR_RETURN(Statement * stmt, db_->PrepareCached(kRenewalStateSql));
+    CF_RETURN_IF_ERROR(stmt->BindText(1, id));
+    CF_ASSIGN_OR_RETURN(bool found, stmt->Step(), "updating renewal ", id);
+    if (!found) return absl::NotFoundError(absl::StrCat("renewal ", id, " not found"));
+    const std::string stored_name = stmt->ColumnText(0);
+    const std::string stored_agent = stmt->ColumnText(1);
+    stmt->Reset();
+    CF_ASSIGN_OR_RETURN(common::model::RenewalState stored, RenewalStateOf(stored_name, id));
+    if (stored != expected) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("renewal ", id, " is ", common::model::RenewalStateName(stored), ", not ",
+                       common::model::RenewalStateName(expected), ": it moved on meanwhile"));
+    }
+    if (renewal.agent_id != stored_agent) {
+      return absl::InvalidArgumentError(absl::StrCat("renewal ", id, " belongs to agent ",
+                                                     stored_agent, ", not ", renewal.agent_id,
+                                                     "; a job never changes hosts"));
+    }
+  }
+  CF_ASSIGN_OR_RETURN(Statement * update, db_->PrepareCached(kUpdateRenewalSql));
+  CF_RETURN_IF_ERROR(BindRenewal(*update, renewal));
+  CF_RETURN_IF_ERROR(update->Run(), "updating renewal ", id);
+  CF_RETURN_IF_ERROR(txn.Commit(), "updating renewal ", id);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RenewalRecord> SqliteStore::FindRenewalByCommand(absl::string_view command_id) {
+  CF_RETURN_IF_ERROR(RequireNonEmpty(command_id, "command id"));
+  absl::MutexLock lock(&mu_);
+  CF_ASSIGN_OR_RETURN(Statement * stmt, db_->PrepareCached(FindRenewalByCommandSql()));
+  CF_RETURN_IF_ERROR(stmt->BindText(1, command_id));
+  CF_ASSIGN_OR_RETURN(bool found, stmt->Step(), "finding the renewal of command ", command_id);
+  if (!found) {
+    return absl::NotFoundError(absl::StrCat("no renewal sent command ", command_id));
+  }
+  absl::StatusOr<RenewalRecord> renewal = ReadRenewal(*stmt);
+  stmt->Reset();
+  return renewal;
 }
 
 }  // namespace certfleet::controller::store

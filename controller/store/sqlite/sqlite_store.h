@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,13 +42,24 @@ namespace certfleet::controller::store {
 // - FQDNs compare ASCII case-insensitively, both for FindAgentByFqdn and for a token bound to
 //   an FQDN. ListAgents and ListCertificates order FQDNs bytewise.
 // - A stored value that cannot be decoded is DataLoss.
-// - Times, and RebindPayload::verify_timeout, keep microsecond precision (see encoding.h).
+// - Times, and durations (verify timeouts, a profile's validity), keep microsecond precision
+//   (see encoding.h); absl::InfinitePast() and absl::InfiniteFuture() round-trip.
 // - Commands: CreateCommand stores only the command, created_by and created_at of its argument;
 //   the other fields start as the contract says (queued, never sent, no outcome), whatever they
 //   hold. Ids (command and agent) must not be empty, and CommandFilter::limit must be at least
 //   1 (InvalidArgument). "Oldest first" orders by created_at, then by creation. CancelCommand
 //   of a queued command also sets cancel_requested. ExpireCommands returns the expired
 //   commands oldest first.
+// - Issuances, approval requests and renewals: empty serials, ids, renewal ids (ListIssuances),
+//   agent ids (CreateRenewal) and command ids (FindRenewalByCommand) are InvalidArgument, as is
+//   a RenewalFilter::limit of 0. An issuance's renewal_id may be empty (a certificate issued
+//   outside a renewal job); ListIssuances cannot list those. "Oldest first" orders issuances by
+//   issued_at and the others by created_at, then by creation. The Update methods write every
+//   field of their argument over the stored row, except that a renewal never changes agents:
+//   UpdateRenewal with another agent_id than the stored one is InvalidArgument (after the
+//   compare and set, which comes first). When several renewals name the same command,
+//   FindRenewalByCommand returns the most recently created. Issuances and approval requests
+//   outlive the agent they name; a renewal is deleted with its agent.
 // - Secrets: the connection runs with PRAGMA secure_delete=ON, so the page space a row leaves
 //   behind (an ImportPayload password scrubbed from a final command) is overwritten with zeros
 //   rather than left in the file. After a transaction that scrubbed a password, the store
@@ -113,6 +125,20 @@ class SqliteStore final : public Store {
   absl::StatusOr<CommandRecord> CancelCommand(absl::string_view id, absl::Time now) override;
   absl::StatusOr<std::vector<CommandRecord>> ExpireCommands(absl::Time now,
                                                             absl::Duration running_grace) override;
+  absl::Status RecordIssuance(const IssuanceRecord& issuance) override;
+  absl::StatusOr<std::vector<IssuanceRecord>> ListIssuances(absl::string_view renewal_id) override;
+  absl::Status CreateApprovalRequest(const ApprovalRequestRecord& request) override;
+  absl::StatusOr<ApprovalRequestRecord> GetApprovalRequest(absl::string_view id) override;
+  absl::StatusOr<std::vector<ApprovalRequestRecord>> ListApprovalRequests(
+      std::optional<common::model::ApprovalState> state) override;
+  absl::Status UpdateApprovalRequest(const ApprovalRequestRecord& request,
+                                     common::model::ApprovalState expected) override;
+  absl::Status CreateRenewal(const RenewalRecord& renewal) override;
+  absl::StatusOr<RenewalRecord> GetRenewal(absl::string_view id) override;
+  absl::StatusOr<std::vector<RenewalRecord>> ListRenewals(const RenewalFilter& filter) override;
+  absl::Status UpdateRenewal(const RenewalRecord& renewal,
+                             common::model::RenewalState expected) override;
+  absl::StatusOr<RenewalRecord> FindRenewalByCommand(absl::string_view command_id) override;
 
  private:
   explicit SqliteStore(std::unique_ptr<common::sqlite::Database> db) : db_(std::move(db)) {}
@@ -148,6 +174,12 @@ class SqliteStore final : public Store {
   absl::StatusOr<CommandRecord> FinalizeCommandLocked(CommandRecord command,
                                                       common::model::CommandOutcome outcome,
                                                       absl::Time now, bool* scrubbed)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The approval request `id`. NotFound when unknown.
+  absl::StatusOr<ApprovalRequestRecord> ReadApprovalLocked(absl::string_view id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The renewal `id`. NotFound when unknown.
+  absl::StatusOr<RenewalRecord> ReadRenewalLocked(absl::string_view id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // After a committed transaction that scrubbed a secret: moves the WAL into the database file
   // and truncates it, so the -wal file no longer holds the page images with the secret. Best

@@ -10,8 +10,10 @@
 #include <iostream>
 #include <iterator>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -19,6 +21,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/model/command.h"
+#include "common/model/profile.h"
+#include "common/model/renewal.h"
 #include "common/sqlite/database.h"
 #include "common/sqlite/migration.h"
 #include "gmock/gmock.h"
@@ -167,9 +171,13 @@ TEST_F(SqliteStoreTest, TheSchemaIsAtTheLastMigrationWithItsIndexes) {
   ASSERT_TRUE(indexes.ok());
   std::vector<std::string> names;
   while (*indexes->Step()) names.push_back(indexes->ColumnText(0));
-  EXPECT_THAT(names, ::testing::ElementsAre("agents_by_fqdn", "certificates_by_not_after",
-                                            "commands_by_agent_state", "commands_by_created_at",
-                                            "commands_unfinished_by_deadline"));
+  EXPECT_THAT(names,
+              ::testing::ElementsAre("agents_by_fqdn", "approval_requests_by_state",
+                                     "certificates_by_not_after", "commands_by_agent_state",
+                                     "commands_by_created_at", "commands_unfinished_by_deadline",
+                                     "issuances_by_renewal", "renewals_active", "renewals_by_agent",
+                                     "renewals_by_bind_command", "renewals_by_install_command",
+                                     "renewals_by_renew_command", "renewals_by_state"));
 }
 
 TEST_F(SqliteStoreTest, AGarbageFileIsDataLossNamingThePath) {
@@ -301,7 +309,22 @@ int64_t QueryInt(common::sqlite::Database& db, const std::string& sql) {
   return row.ok() && *row ? stmt->ColumnInt64(0) : -1;
 }
 
-TEST_F(SqliteStoreTest, DeletingAnAgentRowDeletesItsCertificatesAndCommands) {
+RenewalRecord Renewal(const std::string& id, const std::string& agent_id) {
+  RenewalRecord renewal;
+  renewal.id = id;
+  renewal.agent_id = agent_id;
+  renewal.fqdn = "web1.example.com";
+  renewal.profile = common::model::ScomProfile();
+  renewal.issuer = "builtin";
+  renewal.steps = {{common::model::RenewalState::kPlanned, kT0, "planned"}};
+  renewal.renew_command_id = id + "-renew";
+  renewal.evidence = common::model::CommandResult{};
+  renewal.created_at = kT0;
+  renewal.updated_at = kT0;
+  return renewal;
+}
+
+TEST_F(SqliteStoreTest, DeletingAnAgentRowDeletesItsCertificatesCommandsAndRenewals) {
   {
     std::unique_ptr<Store> store = OpenOrDie();
     ASSERT_NE(store, nullptr);
@@ -312,12 +335,28 @@ TEST_F(SqliteStoreTest, DeletingAnAgentRowDeletesItsCertificatesAndCommands) {
     ASSERT_TRUE(store->CreateCommand(Command("cmd-1", "agent-1")).ok());
     ASSERT_TRUE(store->CreateCommand(Command("cmd-2", "agent-1")).ok());
     ASSERT_TRUE(store->CreateCommand(Command("cmd-3", "agent-2")).ok());
+    ASSERT_TRUE(store->CreateRenewal(Renewal("renewal-1", "agent-1")).ok());
+    ASSERT_TRUE(store->CreateRenewal(Renewal("renewal-2", "agent-2")).ok());
+    IssuanceRecord issuance;
+    issuance.serial = "0A";
+    issuance.renewal_id = "renewal-1";
+    issuance.agent_id = "agent-1";
+    ASSERT_TRUE(store->RecordIssuance(issuance).ok());
+    ApprovalRequestRecord request;
+    request.id = "req-1";
+    request.renewal_id = "renewal-1";
+    request.agent_id = "agent-1";
+    ASSERT_TRUE(store->CreateApprovalRequest(request).ok());
   }
   std::unique_ptr<common::sqlite::Database> db = OpenRaw();
   ASSERT_NE(db, nullptr);
   ASSERT_TRUE(db->Execute("DELETE FROM agents WHERE id = 'agent-1'").ok());
   EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM certificates"), 0);
   EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM commands"), 1);
+  EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM renewals"), 1);
+  // What was signed and decided stays on record.
+  EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM issuances"), 1);
+  EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM approval_requests"), 1);
 }
 
 TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigratedToCommandsAndKeepsItsData) {
@@ -336,7 +375,8 @@ TEST_F(SqliteStoreTest, AVersionOneDatabaseIsMigratedToCommandsAndKeepsItsData) 
   EXPECT_EQ(store->PendingCommands("agent-1")->size(), 1u);
   std::unique_ptr<common::sqlite::Database> db = OpenRaw();
   ASSERT_NE(db, nullptr);
-  EXPECT_EQ(*common::sqlite::SchemaVersion(*db), 2);
+  EXPECT_EQ(*common::sqlite::SchemaVersion(*db),
+            static_cast<int>(SqliteStore::Migrations().size()));
 }
 
 TEST_F(SqliteStoreTest, AStoredCommandThatCannotBeDecodedIsDataLoss) {
@@ -396,6 +436,223 @@ TEST_F(SqliteStoreTest, TheSchemaKeepsAFinalCommandConsistent) {
     absl::Status status = db->Execute(sql);
     EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << sql << ": " << status;
   }
+}
+
+TEST_F(SqliteStoreTest, AVersionTwoDatabaseWithCommandsIsMigratedAndKeepsThemAsTheyWere) {
+  {
+    std::unique_ptr<common::sqlite::Database> db = OpenRaw();
+    ASSERT_NE(db, nullptr);
+    const std::vector<common::sqlite::Migration> up_to_two(SqliteStore::Migrations().begin(),
+                                                           SqliteStore::Migrations().begin() + 2);
+    ASSERT_TRUE(common::sqlite::Migrate(*db, up_to_two).ok());
+    ASSERT_EQ(*common::sqlite::SchemaVersion(*db), 2);
+    // As a version-2 store wrote them: outcomes of nine fields, without csr_pem. "scan-b" and
+    // "scan-a" were created at the same instant, "scan-b" first.
+    ASSERT_TRUE(db->Execute(R"sql(
+      INSERT INTO agents VALUES ('agent-1', 'web1.example.com', x'', 'windows', '1.0', 0, NULL,
+                                 '', 0, '', x'', 0);
+      INSERT INTO agents VALUES ('agent-2', 'web2.example.com', x'', 'windows', '1.0', 0, NULL,
+                                 '', 0, '', x'', 0);
+      INSERT INTO commands (id, agent_id, kind, payload, deadline, state, created_by, created_at,
+                            sent_at, started_at, finished_at, attempts, cancel_requested, outcome)
+      VALUES
+        ('import-1', 'agent-1', 'import', CAST('4:data,6:secret,' AS BLOB), 9000000, 'sent',
+         'alice', 1000000, 1500000, NULL, NULL, 1, 0, NULL),
+        ('rebind-1', 'agent-1', 'rebind', CAST('4:NEW1,8:60000000,' AS BLOB), 9000000, 'failed',
+         'alice', 500000, 600000, 700000, 800000, 2, 1,
+         CAST('1:9,11:rolled back,4:NEW1,12:9:NOT_BOUND,,4:OLD1,4:OLD1,1:1,' ||
+              '28:24:1:5,5:20053,4:Info,2:ok,,,6:detail,' AS BLOB)),
+        ('scan-b', 'agent-1', 'scan', x'', 9000000, 'queued', 'controller', 2000000, NULL, NULL,
+         NULL, 0, 0, NULL),
+        ('scan-a', 'agent-1', 'scan', x'', 9000000, 'queued', 'controller', 2000000, NULL, NULL,
+         NULL, 0, 0, NULL),
+        ('trust-2', 'agent-2', 'trust', CAST('2:CA,' AS BLOB), 9000000, 'queued', 'bob', 3000000,
+         NULL, NULL, NULL, 0, 0, NULL);
+    )sql")
+                    .ok());
+  }
+
+  std::unique_ptr<Store> store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<CommandRecord> import = store->GetCommand("import-1");
+  ASSERT_TRUE(import.ok()) << import.status();
+  EXPECT_EQ(import->state, common::model::CommandState::kSent);
+  EXPECT_EQ(import->sent_at, std::optional<absl::Time>(absl::FromUnixMicros(1'500'000)));
+  EXPECT_EQ(std::get<common::model::ImportPayload>(import->command.payload).password, "secret");
+
+  absl::StatusOr<CommandRecord> rebind = store->GetCommand("rebind-1");
+  ASSERT_TRUE(rebind.ok()) << rebind.status();
+  EXPECT_EQ(rebind->state, common::model::CommandState::kFailed);
+  EXPECT_EQ(rebind->attempts, 2);
+  EXPECT_TRUE(rebind->cancel_requested);
+  EXPECT_EQ(std::get<common::model::RebindPayload>(rebind->command.payload).verify_timeout,
+            absl::Seconds(60));
+  ASSERT_TRUE(rebind->outcome.has_value());
+  EXPECT_EQ(rebind->outcome->code, absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(rebind->outcome->error, "rolled back");
+  EXPECT_EQ(rebind->outcome->result.problems, std::vector<std::string>{"NOT_BOUND"});
+  EXPECT_TRUE(rebind->outcome->result.rolled_back);
+  ASSERT_EQ(rebind->outcome->result.events.size(), 1u);
+  EXPECT_EQ(rebind->outcome->result.events[0].id, 20053);
+  EXPECT_EQ(rebind->outcome->result.detail, "detail");
+  EXPECT_EQ(rebind->outcome->result.csr_pem, "");
+
+  // Creation order survives the copy: ties on created_at still break by creation.
+  absl::StatusOr<std::vector<CommandRecord>> pending = store->PendingCommands("agent-1");
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  std::vector<std::string> ids;
+  for (const CommandRecord& command : *pending) ids.push_back(command.command.id);
+  EXPECT_THAT(ids, ::testing::ElementsAre("import-1", "scan-b", "scan-a"));
+
+  // The migrated table takes the new kinds and still finishes, scrubs and expires.
+  common::model::CertificateProfile profile = common::model::ScomProfile();
+  profile.extra_dns_names = {"scom.example.com"};
+  ASSERT_TRUE(
+      store->CreateCommand(Command("renew-1", "agent-1", common::model::RenewPayload{profile}))
+          .ok());
+  ASSERT_TRUE(store
+                  ->CreateCommand(
+                      Command("install-1", "agent-1", common::model::InstallPayload{"PEM", false}))
+                  .ok());
+  EXPECT_EQ(std::get<common::model::RenewPayload>(store->GetCommand("renew-1")->command.payload)
+                .profile.extra_dns_names,
+            profile.extra_dns_names);
+  absl::StatusOr<CommandRecord> finished = store->FinishCommand("import-1", {}, kT0);
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  EXPECT_EQ(std::get<common::model::ImportPayload>(finished->command.payload).password, "");
+  absl::StatusOr<std::vector<CommandRecord>> expired =
+      store->ExpireCommands(absl::FromUnixSeconds(10), absl::ZeroDuration());
+  ASSERT_TRUE(expired.ok()) << expired.status();
+  EXPECT_EQ(expired->size(), 3u);  // scan-b, scan-a, trust-2
+  ASSERT_TRUE(store->CreateRenewal(Renewal("renewal-1", "agent-2")).ok());
+
+  std::unique_ptr<common::sqlite::Database> db = OpenRaw();
+  ASSERT_NE(db, nullptr);
+  EXPECT_EQ(*common::sqlite::SchemaVersion(*db),
+            static_cast<int>(SqliteStore::Migrations().size()));
+  EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM sqlite_schema WHERE name = 'commands_v3'"), 0);
+  // The rebuilt table keeps its constraints: kinds, and the agent's cascade.
+  EXPECT_EQ(db->Execute("UPDATE commands SET kind = 'reboot' WHERE id = 'scan-a'").code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(db->Execute("DELETE FROM agents WHERE id = 'agent-2'").ok());
+  EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM commands WHERE agent_id = 'agent-2'"), 0);
+  EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM renewals"), 0);
+  EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM commands"), 6);
+  EXPECT_EQ(QueryInt(*db, "SELECT count(*) FROM pragma_foreign_key_check"), 0);
+}
+
+TEST_F(SqliteStoreTest, TheSchemaKeepsRenewalsApprovalsAndIssuancesConsistent) {
+  {
+    std::unique_ptr<Store> store = OpenOrDie();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->CreateAgent(Agent("agent-1", "web1.example.com")).ok());
+    ASSERT_TRUE(store->CreateRenewal(Renewal("renewal-1", "agent-1")).ok());
+    ApprovalRequestRecord request;
+    request.id = "req-1";
+    ASSERT_TRUE(store->CreateApprovalRequest(request).ok());
+    IssuanceRecord issuance;
+    issuance.serial = "0A";
+    ASSERT_TRUE(store->RecordIssuance(issuance).ok());
+  }
+  std::unique_ptr<common::sqlite::Database> db = OpenRaw();
+  ASSERT_NE(db, nullptr);
+  for (const char* sql : {
+           "UPDATE renewals SET state = 'paused'",          // no such state
+           "UPDATE renewals SET bind = 2",                  // not a boolean
+           "UPDATE renewals SET agent_id = 'agent-9'",      // no such agent
+           "UPDATE renewals SET id = ''",                   // empty key
+           "UPDATE renewals SET created_at = 'yesterday'",  // STRICT: not an integer
+           "UPDATE approval_requests SET state = 'maybe'",  // no such state
+           "UPDATE approval_requests SET id = ''",          // empty key
+           "UPDATE issuances SET serial = ''",              // empty key
+           "UPDATE issuances SET issued_at = 1.5",          // STRICT: not an integer
+       }) {
+    absl::Status status = db->Execute(sql);
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << sql << ": " << status;
+  }
+}
+
+TEST_F(SqliteStoreTest, AStoredRenewalThatCannotBeDecodedIsDataLoss) {
+  {
+    std::unique_ptr<Store> store = OpenOrDie();
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->CreateAgent(Agent("agent-1", "web1.example.com")).ok());
+    for (const char* id : {"profile", "steps", "evidence"}) {
+      ASSERT_TRUE(store->CreateRenewal(Renewal(id, "agent-1")).ok());
+    }
+  }
+  {
+    std::unique_ptr<common::sqlite::Database> db = OpenRaw();
+    ASSERT_NE(db, nullptr);
+    // A profile of one field; a step in an unknown state; evidence with rolled_back "2".
+    ASSERT_TRUE(
+        db->Execute("UPDATE renewals SET profile = CAST('4:scom,' AS BLOB) WHERE id = 'profile'")
+            .ok());
+    ASSERT_TRUE(db->Execute("UPDATE renewals SET steps = CAST('18:6:paused,1:0,2:no,,' AS BLOB) "
+                            "WHERE id = 'steps'")
+                    .ok());
+    ASSERT_TRUE(db->Execute("UPDATE renewals SET evidence = CAST('0:,0:,0:,0:,1:2,0:,0:,0:,' AS "
+                            "BLOB) WHERE id = 'evidence'")
+                    .ok());
+  }
+  std::unique_ptr<Store> store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  for (const char* id : {"profile", "steps", "evidence"}) {
+    absl::StatusOr<RenewalRecord> renewal = store->GetRenewal(id);
+    EXPECT_EQ(renewal.status().code(), absl::StatusCode::kDataLoss) << renewal.status();
+    EXPECT_THAT(std::string(renewal.status().message()), HasSubstr(id));
+    absl::StatusOr<RenewalRecord> found = store->FindRenewalByCommand(absl::StrCat(id, "-renew"));
+    EXPECT_EQ(found.status().code(), absl::StatusCode::kDataLoss) << found.status();
+  }
+  EXPECT_EQ(store->ListRenewals({}).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST_F(SqliteStoreTest, UpdateRenewalRefusesToMoveAJobToAnotherAgent) {
+  std::unique_ptr<Store> store = OpenOrDie();
+  ASSERT_NE(store, nullptr);
+  ASSERT_TRUE(store->CreateAgent(Agent("agent-1", "web1.example.com")).ok());
+  ASSERT_TRUE(store->CreateAgent(Agent("agent-2", "web2.example.com")).ok());
+  ASSERT_TRUE(store->CreateRenewal(Renewal("renewal-1", "agent-1")).ok());
+  RenewalRecord moved = Renewal("renewal-1", "agent-2");
+  moved.state = common::model::RenewalState::kCsrRequested;
+  absl::Status status = store->UpdateRenewal(moved, common::model::RenewalState::kPlanned);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  // The compare and set comes first.
+  status = store->UpdateRenewal(moved, common::model::RenewalState::kIssued);
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+  absl::StatusOr<RenewalRecord> stored = store->GetRenewal("renewal-1");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(stored->agent_id, "agent-1");
+  EXPECT_EQ(stored->state, common::model::RenewalState::kPlanned);
+}
+
+TEST_F(SqliteStoreTest, OneRenewalStepTakenThroughTwoConnectionsHasOneWinner) {
+  std::unique_ptr<Store> first = OpenOrDie();
+  std::unique_ptr<Store> second = OpenOrDie();
+  ASSERT_NE(first, nullptr);
+  ASSERT_NE(second, nullptr);
+  ASSERT_TRUE(first->CreateAgent(Agent("agent-1", "web1.example.com")).ok());
+  ASSERT_TRUE(first->CreateRenewal(Renewal("renewal-1", "agent-1")).ok());
+
+  constexpr int kThreads = 8;
+  std::atomic<int> winners{0};
+  std::atomic<int> moved_on{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    Store* store = (i % 2 == 0) ? first.get() : second.get();
+    threads.emplace_back([&, store, i] {
+      RenewalRecord step = Renewal("renewal-1", "agent-1");
+      step.state = common::model::RenewalState::kCsrRequested;
+      step.renew_command_id = absl::StrCat("cmd-", i);
+      absl::Status status = store->UpdateRenewal(step, common::model::RenewalState::kPlanned);
+      if (status.ok()) ++winners;
+      if (status.code() == absl::StatusCode::kFailedPrecondition) ++moved_on;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(winners.load(), 1);
+  EXPECT_EQ(moved_on.load(), kThreads - 1);
+  EXPECT_EQ(second->GetRenewal("renewal-1")->state, common::model::RenewalState::kCsrRequested);
 }
 
 // --- Secrets ---

@@ -1,5 +1,6 @@
 #include "tests/controller/store/store_conformance.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <limits>
@@ -18,6 +19,8 @@
 #include "absl/time/time.h"
 #include "common/model/certificate.h"
 #include "common/model/command.h"
+#include "common/model/profile.h"
+#include "common/model/renewal.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -847,10 +850,39 @@ CommandRecord Command(const std::string& id, const std::string& agent_id,
   return record;
 }
 
+// A profile with every field away from its default, with bytes an encoding could mangle.
+model::CertificateProfile AwkwardProfile() {
+  model::CertificateProfile profile;
+  profile.name = "scom-4096,1:x";
+  profile.key_bits = 4096;
+  profile.signature_hash = "SHA384";
+  profile.extra_dns_names = {"scom.example.com", "ms01.example.com", "a,b"};
+  profile.key_usage = common::model::kDigitalSignature | common::model::kKeyEncipherment | 0x80;
+  profile.extended_key_usage = {std::string(common::model::kClientAuthOid), "1.2.3.4",
+                                std::string(common::model::kServerAuthOid)};
+  profile.validity = absl::Hours(24 * 90) + absl::Microseconds(7);
+  profile.template_name = "SCOM Agent\n(v2)";
+  return profile;
+}
+
 // A PFX-like file (binary, with NUL bytes) and its password.
 model::ImportPayload SecretImport() {
   return model::ImportPayload{std::string("0\x82\x0a\x00\x02\x01\x03\xff\x00pfx,1:x", 16),
                               "correct horse battery staple"};
+}
+
+// Every field of `profile`, bytes escaped: equal exactly when the profiles are.
+std::string DescribeProfile(const model::CertificateProfile& p) {
+  auto list = [](const std::vector<std::string>& values) {
+    std::string out = "[";
+    for (const std::string& v : values) absl::StrAppend(&out, "'", absl::CHexEscape(v), "' ");
+    return absl::StrCat(out, "]");
+  };
+  return absl::StrCat("name='", absl::CHexEscape(p.name), "' key=", p.key_algorithm, "/",
+                      p.key_bits, " hash=", p.signature_hash, " sans=", list(p.extra_dns_names),
+                      " key_usage=", p.key_usage, " eku=", list(p.extended_key_usage),
+                      " validity=", absl::FormatDuration(p.validity), " template='",
+                      absl::CHexEscape(p.template_name), "'");
 }
 
 // The kind and every field of `payload`, bytes escaped: equal exactly when the payloads are.
@@ -868,6 +900,11 @@ std::string Describe(const model::CommandPayload& payload) {
           return absl::StrCat("data='", absl::CHexEscape(p.data), "'");
         } else if constexpr (std::is_same_v<T, model::ScanPayload>) {
           return "";
+        } else if constexpr (std::is_same_v<T, model::RenewPayload>) {
+          return DescribeProfile(p.profile);
+        } else if constexpr (std::is_same_v<T, model::InstallPayload>) {
+          return absl::StrCat("chain_pem='", absl::CHexEscape(p.chain_pem), "' bind=", p.bind,
+                              " verify_timeout=", absl::FormatDuration(p.verify_timeout));
         } else {
           return absl::StrCat("thumbprint='", p.thumbprint, "'");
         }
@@ -881,15 +918,7 @@ std::string PasswordOf(const CommandRecord& record) {
   return import != nullptr ? import->password : "<not an import>";
 }
 
-void ExpectSameOutcome(const std::optional<model::CommandOutcome>& actual,
-                       const std::optional<model::CommandOutcome>& expected) {
-  ASSERT_EQ(actual.has_value(), expected.has_value());
-  if (!expected.has_value()) return;
-  EXPECT_EQ(model::CommandStateName(actual->state), model::CommandStateName(expected->state));
-  EXPECT_EQ(actual->code, expected->code);
-  EXPECT_EQ(actual->error, expected->error);
-  const model::CommandResult& a = actual->result;
-  const model::CommandResult& e = expected->result;
+void ExpectSameResult(const model::CommandResult& a, const model::CommandResult& e) {
   EXPECT_EQ(a.thumbprint, e.thumbprint);
   EXPECT_EQ(a.problems, e.problems);
   EXPECT_EQ(a.previous_channel_serial, e.previous_channel_serial);
@@ -904,6 +933,17 @@ void ExpectSameOutcome(const std::optional<model::CommandOutcome>& actual,
     EXPECT_EQ(a.events[i].message, e.events[i].message);
   }
   EXPECT_EQ(a.detail, e.detail);
+  EXPECT_EQ(a.csr_pem, e.csr_pem);
+}
+
+void ExpectSameOutcome(const std::optional<model::CommandOutcome>& actual,
+                       const std::optional<model::CommandOutcome>& expected) {
+  ASSERT_EQ(actual.has_value(), expected.has_value());
+  if (!expected.has_value()) return;
+  EXPECT_EQ(model::CommandStateName(actual->state), model::CommandStateName(expected->state));
+  EXPECT_EQ(actual->code, expected->code);
+  EXPECT_EQ(actual->error, expected->error);
+  ExpectSameResult(actual->result, expected->result);
 }
 
 void ExpectSameCommand(const CommandRecord& actual, const CommandRecord& expected) {
@@ -1046,6 +1086,11 @@ TEST_P(StoreConformanceTest, EveryPayloadKindRoundTripsWithBinaryDataAndTimeouts
       model::TrustPayload{binary},
       model::TrustPayload{""},
       model::RemovePayload{"CAFE"},
+      model::RenewPayload{model::ScomProfile()},
+      model::RenewPayload{AwkwardProfile()},
+      model::InstallPayload{"-----BEGIN CERTIFICATE-----\nMIIB,3:x\n", true, absl::Seconds(60)},
+      model::InstallPayload{binary, false, absl::Microseconds(1'500'001)},
+      model::InstallPayload{"", true, absl::InfiniteDuration()},
   };
   for (size_t i = 0; i < payloads.size(); ++i) {
     SCOPED_TRACE(Describe(payloads[i]));
@@ -1207,6 +1252,7 @@ TEST_P(StoreConformanceTest, FinishCommandStoresTheOutcomeAndReturnsTheRecordAsS
       {kT0 + absl::Seconds(5), -1, "", ""},
   };
   outcome.result.detail = "rebind to NEW1 failed, OLD1 restored";
+  outcome.result.csr_pem = "-----BEGIN CERTIFICATE REQUEST-----\nMIIC\n";
   const absl::Time now = kT0 + absl::Microseconds(6'000'007);
   absl::StatusOr<CommandRecord> finished = store().FinishCommand("cmd-1", outcome, now);
   ASSERT_TRUE(finished.ok()) << finished.status();
@@ -1524,6 +1570,705 @@ TEST_P(StoreConformanceTest, AnImportsSecretsAreKeptUntilFinalAndScrubbedOnEvery
       }
     }
   }
+}
+
+// --- Issuance log ---
+
+IssuanceRecord Issuance(const std::string& serial, const std::string& renewal_id,
+                        absl::Time issued_at) {
+  IssuanceRecord issuance;
+  issuance.serial = serial;
+  issuance.issuer = "builtin";
+  issuance.renewal_id = renewal_id;
+  issuance.agent_id = "agent-1";
+  issuance.fqdn = "web1.example.com";
+  issuance.thumbprint = "TP-" + serial;
+  issuance.not_before = issued_at - absl::Minutes(5);
+  issuance.not_after = issued_at + 365 * kDay;
+  issuance.issued_at = issued_at;
+  issuance.certificate_pem = "-----BEGIN CERTIFICATE-----\n" + serial + "\n";
+  return issuance;
+}
+
+void ExpectSameIssuance(const IssuanceRecord& actual, const IssuanceRecord& expected) {
+  SCOPED_TRACE(absl::StrCat("issuance ", expected.serial));
+  EXPECT_EQ(actual.serial, expected.serial);
+  EXPECT_EQ(actual.issuer, expected.issuer);
+  EXPECT_EQ(actual.renewal_id, expected.renewal_id);
+  EXPECT_EQ(actual.agent_id, expected.agent_id);
+  EXPECT_EQ(actual.fqdn, expected.fqdn);
+  EXPECT_EQ(actual.thumbprint, expected.thumbprint);
+  EXPECT_EQ(actual.not_before, expected.not_before);
+  EXPECT_EQ(actual.not_after, expected.not_after);
+  EXPECT_EQ(actual.issued_at, expected.issued_at);
+  EXPECT_EQ(actual.certificate_pem, expected.certificate_pem);
+}
+
+std::vector<IssuanceRecord> Issuances(Store& store, const std::string& renewal_id) {
+  absl::StatusOr<std::vector<IssuanceRecord>> issuances = store.ListIssuances(renewal_id);
+  EXPECT_TRUE(issuances.ok()) << issuances.status();
+  return issuances.ok() ? *issuances : std::vector<IssuanceRecord>();
+}
+
+std::vector<std::string> Serials(const std::vector<IssuanceRecord>& issuances) {
+  std::vector<std::string> serials;
+  for (const IssuanceRecord& issuance : issuances) serials.push_back(issuance.serial);
+  return serials;
+}
+
+TEST_P(StoreConformanceTest, ARecordedIssuanceComesBackWithEveryField) {
+  IssuanceRecord issuance = Issuance("01AB", "renewal-1", kT0 + absl::Microseconds(123'457));
+  issuance.not_after = absl::InfiniteFuture();
+  issuance.certificate_pem = std::string("PEM\0,3:x,\n", 10);
+  ASSERT_TRUE(store().RecordIssuance(issuance).ok());
+  std::vector<IssuanceRecord> listed = Issuances(store(), "renewal-1");
+  ASSERT_EQ(listed.size(), 1u);
+  ExpectSameIssuance(listed[0], issuance);
+}
+
+TEST_P(StoreConformanceTest, IssuancesAreListedPerRenewalOldestFirst) {
+  // Recorded out of order: "oldest first" follows issued_at.
+  ASSERT_TRUE(store().RecordIssuance(Issuance("03", "renewal-1", kT0 + absl::Seconds(3))).ok());
+  ASSERT_TRUE(store().RecordIssuance(Issuance("01", "renewal-1", kT0 + absl::Seconds(1))).ok());
+  ASSERT_TRUE(store().RecordIssuance(Issuance("99", "renewal-2", kT0)).ok());
+  ASSERT_TRUE(store().RecordIssuance(Issuance("02", "renewal-1", kT0 + absl::Seconds(2))).ok());
+  EXPECT_THAT(Serials(Issuances(store(), "renewal-1")), ElementsAre("01", "02", "03"));
+  EXPECT_THAT(Serials(Issuances(store(), "renewal-2")), ElementsAre("99"));
+  EXPECT_THAT(Issuances(store(), "renewal-9"), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, RecordingASerialTwiceIsAlreadyExistsAndKeepsTheFirst) {
+  IssuanceRecord first = Issuance("0A0B", "renewal-1", kT0);
+  ASSERT_TRUE(store().RecordIssuance(first).ok());
+  IssuanceRecord again = Issuance("0A0B", "renewal-2", kT0 + kDay);
+  again.issuer = "manual";
+  absl::Status status = store().RecordIssuance(again);
+  EXPECT_EQ(status.code(), absl::StatusCode::kAlreadyExists) << status;
+  std::vector<IssuanceRecord> listed = Issuances(store(), "renewal-1");
+  ASSERT_EQ(listed.size(), 1u);
+  ExpectSameIssuance(listed[0], first);
+  EXPECT_THAT(Issuances(store(), "renewal-2"), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, AnIssuanceWithAnEmptySerialIsInvalidArgument) {
+  absl::Status status = store().RecordIssuance(Issuance("", "renewal-1", kT0));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+  EXPECT_THAT(Issuances(store(), "renewal-1"), IsEmpty());
+  EXPECT_EQ(store().ListIssuances("").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreConformanceTest, AnIssuanceIsRecordedWhateverBecomesOfItsAgent) {
+  // The log is a record of what was signed: it needs no agent row.
+  IssuanceRecord issuance = Issuance("0C", "renewal-1", kT0);
+  issuance.agent_id = "agent-9";
+  ASSERT_TRUE(store().RecordIssuance(issuance).ok());
+  EXPECT_THAT(Serials(Issuances(store(), "renewal-1")), ElementsAre("0C"));
+}
+
+// --- Approval queue ---
+
+using model::ApprovalState;
+
+ApprovalRequestRecord Approval(const std::string& id, absl::Time created_at = kT0) {
+  ApprovalRequestRecord request;
+  request.id = id;
+  request.issuer = "manual";
+  request.renewal_id = "renewal-" + id;
+  request.agent_id = "agent-1";
+  request.fqdn = "web1.example.com";
+  request.csr_pem = "-----BEGIN CERTIFICATE REQUEST-----\n" + id + "\n";
+  request.profile_name = "scom";
+  request.created_at = created_at;
+  return request;
+}
+
+void ExpectSameApproval(const ApprovalRequestRecord& actual,
+                        const ApprovalRequestRecord& expected) {
+  SCOPED_TRACE(absl::StrCat("approval request ", expected.id));
+  EXPECT_EQ(actual.id, expected.id);
+  EXPECT_EQ(actual.issuer, expected.issuer);
+  EXPECT_EQ(actual.renewal_id, expected.renewal_id);
+  EXPECT_EQ(actual.agent_id, expected.agent_id);
+  EXPECT_EQ(actual.fqdn, expected.fqdn);
+  EXPECT_EQ(actual.csr_pem, expected.csr_pem);
+  EXPECT_EQ(actual.profile_name, expected.profile_name);
+  EXPECT_EQ(model::ApprovalStateName(actual.state), model::ApprovalStateName(expected.state));
+  EXPECT_EQ(actual.decided_by, expected.decided_by);
+  EXPECT_EQ(actual.reason, expected.reason);
+  EXPECT_EQ(actual.chain_pem, expected.chain_pem);
+  EXPECT_EQ(actual.created_at, expected.created_at);
+  EXPECT_EQ(actual.decided_at, expected.decided_at);
+}
+
+ApprovalRequestRecord GetApproval(Store& store, const std::string& id) {
+  absl::StatusOr<ApprovalRequestRecord> request = store.GetApprovalRequest(id);
+  EXPECT_TRUE(request.ok()) << request.status();
+  return request.ok() ? *request : ApprovalRequestRecord();
+}
+
+std::vector<std::string> ApprovalIds(Store& store, std::optional<ApprovalState> state) {
+  absl::StatusOr<std::vector<ApprovalRequestRecord>> requests = store.ListApprovalRequests(state);
+  EXPECT_TRUE(requests.ok()) << requests.status();
+  std::vector<std::string> ids;
+  if (requests.ok()) {
+    for (const ApprovalRequestRecord& request : *requests) ids.push_back(request.id);
+  }
+  return ids;
+}
+
+// `request` decided by `officer`: approved with a chain, or denied with a reason.
+ApprovalRequestRecord Decided(ApprovalRequestRecord request, ApprovalState state,
+                              const std::string& officer, absl::Time at) {
+  request.state = state;
+  request.decided_by = officer;
+  request.decided_at = at;
+  if (state == ApprovalState::kDenied) {
+    request.reason = "denied by " + officer;
+  } else {
+    request.chain_pem = "-----BEGIN CERTIFICATE-----\nsigned for " + officer + "\n";
+  }
+  return request;
+}
+
+TEST_P(StoreConformanceTest, ACreatedApprovalRequestComesBackWithEveryField) {
+  ApprovalRequestRecord pending = Approval("req-1", kT0 + absl::Microseconds(1));
+  pending.csr_pem = std::string("CSR\0,2:xy,\n", 11);
+  ASSERT_TRUE(store().CreateApprovalRequest(pending).ok());
+  ExpectSameApproval(GetApproval(store(), "req-1"), pending);
+  EXPECT_FALSE(GetApproval(store(), "req-1").decided_at.has_value());
+
+  ApprovalRequestRecord decided =
+      Decided(Approval("req-2"), ApprovalState::kDenied, "carol", kT0 + kDay);
+  ASSERT_TRUE(store().CreateApprovalRequest(decided).ok());
+  ExpectSameApproval(GetApproval(store(), "req-2"), decided);
+}
+
+TEST_P(StoreConformanceTest, CreatingAnApprovalRequestWithAnExistingIdIsAlreadyExists) {
+  ApprovalRequestRecord first = Approval("req-1");
+  ASSERT_TRUE(store().CreateApprovalRequest(first).ok());
+  ApprovalRequestRecord again = Approval("req-1", kT0 + kDay);
+  again.fqdn = "web2.example.com";
+  absl::Status status = store().CreateApprovalRequest(again);
+  EXPECT_EQ(status.code(), absl::StatusCode::kAlreadyExists) << status;
+  ExpectSameApproval(GetApproval(store(), "req-1"), first);
+}
+
+TEST_P(StoreConformanceTest, ApprovalRequestsWithAnEmptyIdAreInvalidArgument) {
+  EXPECT_EQ(store().CreateApprovalRequest(Approval("")).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ApprovalIds(store(), std::nullopt), IsEmpty());
+  EXPECT_EQ(store().GetApprovalRequest("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().UpdateApprovalRequest(Approval(""), ApprovalState::kPending).code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreConformanceTest, GettingOrUpdatingAnUnknownApprovalRequestIsNotFound) {
+  ASSERT_TRUE(store().CreateApprovalRequest(Approval("req-1")).ok());
+  EXPECT_EQ(store().GetApprovalRequest("req-2").status().code(), absl::StatusCode::kNotFound);
+  absl::Status status = store().UpdateApprovalRequest(
+      Decided(Approval("req-2"), ApprovalState::kApproved, "alice", kT0), ApprovalState::kPending);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_EQ(store().GetApprovalRequest("req-2").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(ApprovalIds(store(), std::nullopt), ElementsAre("req-1"));
+}
+
+TEST_P(StoreConformanceTest, ApprovalRequestsAreListedOldestFirstAndFilterByState) {
+  // Created out of order: "oldest first" follows created_at.
+  ASSERT_TRUE(store().CreateApprovalRequest(Approval("r3", kT0 + absl::Seconds(3))).ok());
+  ASSERT_TRUE(store().CreateApprovalRequest(Approval("r1", kT0 + absl::Seconds(1))).ok());
+  ASSERT_TRUE(store().CreateApprovalRequest(Approval("r4", kT0 + absl::Seconds(4))).ok());
+  ASSERT_TRUE(store().CreateApprovalRequest(Approval("r2", kT0 + absl::Seconds(2))).ok());
+  ASSERT_TRUE(store()
+                  .UpdateApprovalRequest(Decided(Approval("r3", kT0 + absl::Seconds(3)),
+                                                 ApprovalState::kDenied, "alice", kT0 + kDay),
+                                         ApprovalState::kPending)
+                  .ok());
+  ASSERT_TRUE(store()
+                  .UpdateApprovalRequest(Decided(Approval("r1", kT0 + absl::Seconds(1)),
+                                                 ApprovalState::kApproved, "alice", kT0 + kDay),
+                                         ApprovalState::kPending)
+                  .ok());
+
+  EXPECT_THAT(ApprovalIds(store(), std::nullopt), ElementsAre("r1", "r2", "r3", "r4"));
+  EXPECT_THAT(ApprovalIds(store(), ApprovalState::kPending), ElementsAre("r2", "r4"));
+  EXPECT_THAT(ApprovalIds(store(), ApprovalState::kApproved), ElementsAre("r1"));
+  EXPECT_THAT(ApprovalIds(store(), ApprovalState::kDenied), ElementsAre("r3"));
+  EXPECT_THAT(ApprovalIds(store(), ApprovalState::kFulfilled), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, UpdatingAnApprovalRequestInTheExpectedStateReplacesIt) {
+  ASSERT_TRUE(store().CreateApprovalRequest(Approval("req-1")).ok());
+  ApprovalRequestRecord approved = Decided(Approval("req-1"), ApprovalState::kApproved, "alice",
+                                           kT0 + absl::Microseconds(86'400'000'001));
+  approved.reason = "ticket CHG-42";
+  ASSERT_TRUE(store().UpdateApprovalRequest(approved, ApprovalState::kPending).ok());
+  ExpectSameApproval(GetApproval(store(), "req-1"), approved);
+
+  // Signed elsewhere after all: the chain an officer pasted in.
+  ApprovalRequestRecord fulfilled = approved;
+  fulfilled.state = ApprovalState::kFulfilled;
+  fulfilled.chain_pem = "-----BEGIN CERTIFICATE-----\nleaf\n-----BEGIN CERTIFICATE-----\nca\n";
+  ASSERT_TRUE(store().UpdateApprovalRequest(fulfilled, ApprovalState::kApproved).ok());
+  ExpectSameApproval(GetApproval(store(), "req-1"), fulfilled);
+}
+
+TEST_P(StoreConformanceTest, UpdatingAnApprovalRequestInAnotherStateIsFailedPreconditionNamingIt) {
+  ASSERT_TRUE(store().CreateApprovalRequest(Approval("req-1")).ok());
+  ApprovalRequestRecord denied = Decided(Approval("req-1"), ApprovalState::kDenied, "bob", kT0);
+  ASSERT_TRUE(store().UpdateApprovalRequest(denied, ApprovalState::kPending).ok());
+
+  for (ApprovalState expected :
+       {ApprovalState::kPending, ApprovalState::kApproved, ApprovalState::kFulfilled}) {
+    SCOPED_TRACE(model::ApprovalStateName(expected));
+    absl::Status status = store().UpdateApprovalRequest(
+        Decided(Approval("req-1"), ApprovalState::kApproved, "alice", kT0 + kDay), expected);
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("denied"));
+  }
+  ExpectSameApproval(GetApproval(store(), "req-1"), denied);
+}
+
+TEST_P(StoreConformanceTest, OfTwoOfficersDecidingAtOnceExactlyOneWinsAndTheOtherSeesTheDecision) {
+  constexpr int kRounds = 25;
+  for (int round = 0; round < kRounds; ++round) {
+    const std::string id = absl::StrCat("req-", round);
+    SCOPED_TRACE(id);
+    ASSERT_TRUE(store().CreateApprovalRequest(Approval(id)).ok());
+    const ApprovalRequestRecord decisions[2] = {
+        Decided(Approval(id), ApprovalState::kApproved, "alice", kT0 + absl::Seconds(1)),
+        Decided(Approval(id), ApprovalState::kDenied, "bob", kT0 + absl::Seconds(2)),
+    };
+    absl::Status results[2];
+    std::vector<std::thread> officers;
+    for (int i = 0; i < 2; ++i) {
+      officers.emplace_back([&, i] {
+        results[i] = store().UpdateApprovalRequest(decisions[i], ApprovalState::kPending);
+      });
+    }
+    for (std::thread& t : officers) t.join();
+
+    ASSERT_NE(results[0].ok(), results[1].ok()) << results[0] << " / " << results[1];
+    const int winner = results[0].ok() ? 0 : 1;
+    const absl::Status& lost = results[1 - winner];
+    EXPECT_EQ(lost.code(), absl::StatusCode::kFailedPrecondition) << lost;
+    EXPECT_THAT(std::string(lost.message()),
+                HasSubstr(model::ApprovalStateName(decisions[winner].state)));
+    ExpectSameApproval(GetApproval(store(), id), decisions[winner]);
+  }
+}
+
+// --- Renewal jobs ---
+
+using model::RenewalState;
+
+RenewalRecord Renewal(const std::string& id, const std::string& agent_id,
+                      absl::Time created_at = kT0) {
+  RenewalRecord renewal;
+  renewal.id = id;
+  renewal.agent_id = agent_id;
+  renewal.fqdn = agent_id == "agent-1" ? "web1.example.com" : "web2.example.com";
+  renewal.profile = model::ScomProfile();
+  renewal.issuer = "builtin";
+  renewal.steps = {{RenewalState::kPlanned, created_at, ""}};
+  renewal.created_by = "alice";
+  renewal.created_at = created_at;
+  renewal.updated_at = created_at;
+  return renewal;
+}
+
+// A job at its last step, with every field set and bytes an encoding could mangle.
+RenewalRecord FullRenewal(const std::string& id) {
+  RenewalRecord renewal = Renewal(id, "agent-1", kT0 + absl::Microseconds(17));
+  renewal.fqdn = "WEB1.example.com";
+  renewal.profile = AwkwardProfile();
+  renewal.issuer = "manual";
+  renewal.bind = false;
+  renewal.state = RenewalState::kRolledBack;
+  renewal.steps = {
+      {RenewalState::kPlanned, kT0 + absl::Microseconds(17), "by alice, 3:abc,"},
+      {RenewalState::kCsrRequested, kT0 + absl::Seconds(1), "renew command sent"},
+      {RenewalState::kCsrReceived, kT0 + absl::Seconds(2), std::string("csr\0ok", 6)},
+      {RenewalState::kPolicyChecked, kT0 + absl::Seconds(3), ""},
+      {RenewalState::kSubmitted, kT0 + absl::Seconds(4), "to the manual issuer"},
+      {RenewalState::kPendingApproval, kT0 + absl::Seconds(5), "waiting\nfor an officer"},
+      {RenewalState::kIssued, kT0 + kDay, "serial 0A1B"},
+      {RenewalState::kInstallSent, kT0 + kDay + absl::Seconds(1), ""},
+      {RenewalState::kInstalled, kT0 + kDay + absl::Seconds(2), ""},
+      {RenewalState::kBindSent, kT0 + kDay + absl::Seconds(3), ""},
+      {RenewalState::kRolledBack, kT0 + kDay + absl::Seconds(90), "no 20053: rolled back"},
+  };
+  renewal.csr_pem = "-----BEGIN CERTIFICATE REQUEST-----\nMIIC,4:abcd,\n";
+  renewal.renew_command_id = id + "-renew";
+  renewal.install_command_id = id + "-install";
+  renewal.bind_command_id = id + "-bind";
+  renewal.issuer_cookie = std::string("cookie\0,1:", 10);
+  renewal.approval_request_id = "req-" + id;
+  renewal.chain_pem = "-----BEGIN CERTIFICATE-----\nleaf\n-----BEGIN CERTIFICATE-----\nca\n";
+  renewal.serial = "0A1B";
+  renewal.thumbprint = "NEW1";
+  renewal.failure_reason = "HealthService did not log 20053 within 1m30s";
+  model::CommandResult evidence;
+  evidence.thumbprint = "NEW1";
+  evidence.problems = {"NOT_BOUND", ""};
+  evidence.previous_channel_serial = "OLD1";
+  evidence.channel_serial = "OLD1";
+  evidence.rolled_back = true;
+  evidence.events = {
+      {kT0 + kDay + absl::Microseconds(3'000'001), 20052, "Warning", "certificate rejected"},
+      {kT0 + kDay + absl::Seconds(4), 21016, "Error", std::string("line\n,2:x,\0", 11)},
+  };
+  evidence.detail = "rebind to NEW1 failed, OLD1 restored";
+  evidence.csr_pem = "CSR";
+  renewal.evidence = evidence;
+  renewal.created_by = "controller";
+  renewal.updated_at = kT0 + kDay + absl::Seconds(90);
+  renewal.next_attempt_at = absl::InfiniteFuture();
+  return renewal;
+}
+
+void ExpectSameRenewal(const RenewalRecord& actual, const RenewalRecord& expected) {
+  SCOPED_TRACE(absl::StrCat("renewal ", expected.id));
+  EXPECT_EQ(actual.id, expected.id);
+  EXPECT_EQ(actual.agent_id, expected.agent_id);
+  EXPECT_EQ(actual.fqdn, expected.fqdn);
+  EXPECT_EQ(DescribeProfile(actual.profile), DescribeProfile(expected.profile));
+  EXPECT_EQ(actual.issuer, expected.issuer);
+  EXPECT_EQ(actual.bind, expected.bind);
+  EXPECT_EQ(model::RenewalStateName(actual.state), model::RenewalStateName(expected.state));
+  EXPECT_EQ(actual.steps.size(), expected.steps.size());
+  for (size_t i = 0; i < std::min(actual.steps.size(), expected.steps.size()); ++i) {
+    SCOPED_TRACE(absl::StrCat("step ", i));
+    EXPECT_EQ(model::RenewalStateName(actual.steps[i].state),
+              model::RenewalStateName(expected.steps[i].state));
+    EXPECT_EQ(actual.steps[i].at, expected.steps[i].at);
+    EXPECT_EQ(actual.steps[i].note, expected.steps[i].note);
+  }
+  EXPECT_EQ(actual.csr_pem, expected.csr_pem);
+  EXPECT_EQ(actual.renew_command_id, expected.renew_command_id);
+  EXPECT_EQ(actual.install_command_id, expected.install_command_id);
+  EXPECT_EQ(actual.bind_command_id, expected.bind_command_id);
+  EXPECT_EQ(actual.issuer_cookie, expected.issuer_cookie);
+  EXPECT_EQ(actual.approval_request_id, expected.approval_request_id);
+  EXPECT_EQ(actual.chain_pem, expected.chain_pem);
+  EXPECT_EQ(actual.serial, expected.serial);
+  EXPECT_EQ(actual.thumbprint, expected.thumbprint);
+  EXPECT_EQ(actual.failure_reason, expected.failure_reason);
+  EXPECT_EQ(actual.evidence.has_value(), expected.evidence.has_value());
+  if (actual.evidence.has_value() && expected.evidence.has_value()) {
+    ExpectSameResult(*actual.evidence, *expected.evidence);
+  }
+  EXPECT_EQ(actual.created_by, expected.created_by);
+  EXPECT_EQ(actual.created_at, expected.created_at);
+  EXPECT_EQ(actual.updated_at, expected.updated_at);
+  EXPECT_EQ(actual.next_attempt_at, expected.next_attempt_at);
+}
+
+RenewalRecord GetRenewal(Store& store, const std::string& id) {
+  absl::StatusOr<RenewalRecord> renewal = store.GetRenewal(id);
+  EXPECT_TRUE(renewal.ok()) << renewal.status();
+  return renewal.ok() ? *renewal : RenewalRecord();
+}
+
+std::vector<RenewalRecord> ListRenewals(Store& store, RenewalFilter filter = {}) {
+  absl::StatusOr<std::vector<RenewalRecord>> renewals = store.ListRenewals(filter);
+  EXPECT_TRUE(renewals.ok()) << renewals.status();
+  return renewals.ok() ? *renewals : std::vector<RenewalRecord>();
+}
+
+std::vector<std::string> RenewalIds(const std::vector<RenewalRecord>& renewals) {
+  std::vector<std::string> ids;
+  for (const RenewalRecord& renewal : renewals) ids.push_back(renewal.id);
+  return ids;
+}
+
+// `renewal` moved on to `state` at `at`, the step recorded.
+RenewalRecord Moved(RenewalRecord renewal, RenewalState state, absl::Time at,
+                    const std::string& note = "") {
+  renewal.state = state;
+  renewal.steps.push_back({state, at, note});
+  renewal.updated_at = at;
+  return renewal;
+}
+
+TEST_P(StoreConformanceTest, ARenewalWithEveryFieldSetComesBackAsItWasGivenFromEveryMethod) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  const RenewalRecord full = FullRenewal("renewal-1");
+  ASSERT_TRUE(store().CreateRenewal(full).ok());
+  ExpectSameRenewal(GetRenewal(store(), "renewal-1"), full);
+  std::vector<RenewalRecord> listed = ListRenewals(store());
+  ASSERT_EQ(listed.size(), 1u);
+  ExpectSameRenewal(listed[0], full);
+  absl::StatusOr<RenewalRecord> found = store().FindRenewalByCommand("renewal-1-bind");
+  ASSERT_TRUE(found.ok()) << found.status();
+  ExpectSameRenewal(*found, full);
+}
+
+TEST_P(StoreConformanceTest, ANewRenewalComesBackAsItWasGivenWithNoEvidenceAndDueNow) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  RenewalRecord renewal = Renewal("renewal-1", "agent-2", kT0 + absl::Microseconds(5));
+  renewal.steps = {};
+  ASSERT_TRUE(store().CreateRenewal(renewal).ok());
+  RenewalRecord got = GetRenewal(store(), "renewal-1");
+  ExpectSameRenewal(got, renewal);
+  EXPECT_FALSE(got.evidence.has_value());
+  EXPECT_TRUE(got.bind);
+  EXPECT_EQ(got.state, RenewalState::kPlanned);
+  EXPECT_EQ(got.next_attempt_at, absl::InfinitePast());
+}
+
+TEST_P(StoreConformanceTest, ARenewalKeepsInfiniteTimesAndEmptyEvidence) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  RenewalRecord renewal = Renewal("renewal-1", "agent-1");
+  renewal.steps = {{RenewalState::kPlanned, absl::InfinitePast(), "past"},
+                   {RenewalState::kCsrRequested, absl::InfiniteFuture(), "future"}};
+  renewal.state = RenewalState::kCsrRequested;
+  renewal.updated_at = absl::InfiniteFuture();
+  renewal.next_attempt_at = absl::InfiniteFuture();
+  renewal.evidence = model::CommandResult{};
+  ASSERT_TRUE(store().CreateRenewal(renewal).ok());
+  RenewalRecord got = GetRenewal(store(), "renewal-1");
+  ExpectSameRenewal(got, renewal);
+  EXPECT_TRUE(got.evidence.has_value());
+
+  renewal = Moved(renewal, RenewalState::kCsrReceived, kT0 + absl::Microseconds(1));
+  renewal.next_attempt_at = absl::InfinitePast();
+  renewal.evidence.reset();
+  ASSERT_TRUE(store().UpdateRenewal(renewal, RenewalState::kCsrRequested).ok());
+  got = GetRenewal(store(), "renewal-1");
+  ExpectSameRenewal(got, renewal);
+  EXPECT_FALSE(got.evidence.has_value());
+}
+
+TEST_P(StoreConformanceTest, CreatingARenewalWithAnExistingIdIsAlreadyExistsAndKeepsTheFirst) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  RenewalRecord first = Renewal("renewal-1", "agent-1");
+  ASSERT_TRUE(store().CreateRenewal(first).ok());
+  absl::Status status = store().CreateRenewal(Renewal("renewal-1", "agent-2", kT0 + kDay));
+  EXPECT_EQ(status.code(), absl::StatusCode::kAlreadyExists) << status;
+  ExpectSameRenewal(GetRenewal(store(), "renewal-1"), first);
+  RenewalFilter filter;
+  filter.agent_id = "agent-2";
+  EXPECT_THAT(ListRenewals(store(), filter), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, CreatingARenewalForAnUnknownAgentIsNotFound) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  absl::Status status = store().CreateRenewal(Renewal("renewal-1", "agent-9"));
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_EQ(store().GetRenewal("renewal-1").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(ListRenewals(store()), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, RenewalsWithEmptyIdsAreInvalidArgument) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  EXPECT_EQ(store().CreateRenewal(Renewal("", "agent-1")).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().CreateRenewal(Renewal("renewal-1", "")).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(ListRenewals(store()), IsEmpty());
+  EXPECT_EQ(store().GetRenewal("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().UpdateRenewal(Renewal("", "agent-1"), RenewalState::kPlanned).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store().FindRenewalByCommand("").status().code(), absl::StatusCode::kInvalidArgument);
+  RenewalFilter filter;
+  filter.limit = 0;
+  EXPECT_EQ(store().ListRenewals(filter).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_P(StoreConformanceTest, GettingUpdatingOrFindingAnUnknownRenewalIsNotFound) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  RenewalRecord renewal = Renewal("renewal-1", "agent-1");
+  renewal.renew_command_id = "cmd-1";
+  ASSERT_TRUE(store().CreateRenewal(renewal).ok());
+  EXPECT_EQ(store().GetRenewal("renewal-2").status().code(), absl::StatusCode::kNotFound);
+  absl::Status status = store().UpdateRenewal(
+      Moved(Renewal("renewal-2", "agent-1"), RenewalState::kCsrRequested, kT0),
+      RenewalState::kPlanned);
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound) << status;
+  EXPECT_EQ(store().GetRenewal("renewal-2").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store().FindRenewalByCommand("cmd-2").status().code(), absl::StatusCode::kNotFound);
+  ExpectSameRenewal(GetRenewal(store(), "renewal-1"), renewal);
+}
+
+TEST_P(StoreConformanceTest, UpdatingARenewalInTheExpectedStateReplacesItStepByStep) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  RenewalRecord renewal = Renewal("renewal-1", "agent-1");
+  ASSERT_TRUE(store().CreateRenewal(renewal).ok());
+
+  RenewalRecord requested =
+      Moved(renewal, RenewalState::kCsrRequested, kT0 + absl::Seconds(1), "renew sent");
+  requested.renew_command_id = "cmd-renew";
+  requested.next_attempt_at = kT0 + absl::Hours(1);
+  ASSERT_TRUE(store().UpdateRenewal(requested, RenewalState::kPlanned).ok());
+  ExpectSameRenewal(GetRenewal(store(), "renewal-1"), requested);
+
+  RenewalRecord received =
+      Moved(requested, RenewalState::kCsrReceived, kT0 + absl::Seconds(2), "csr ok");
+  received.csr_pem = "-----BEGIN CERTIFICATE REQUEST-----\n";
+  received.fqdn = "web1.new.example.com";
+  received.profile = AwkwardProfile();
+  received.issuer = "manual";
+  received.bind = false;
+  received.issuer_cookie = "cookie";
+  received.failure_reason = "transient: retried";
+  received.evidence = model::CommandResult{};
+  received.evidence->csr_pem = received.csr_pem;
+  ASSERT_TRUE(store().UpdateRenewal(received, RenewalState::kCsrRequested).ok());
+  ExpectSameRenewal(GetRenewal(store(), "renewal-1"), received);
+}
+
+TEST_P(StoreConformanceTest, UpdatingARenewalInAnotherStateIsFailedPreconditionNamingIt) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  RenewalRecord renewal = Renewal("renewal-1", "agent-1");
+  ASSERT_TRUE(store().CreateRenewal(renewal).ok());
+  RenewalRecord submitted = Moved(renewal, RenewalState::kSubmitted, kT0 + absl::Seconds(1));
+  ASSERT_TRUE(store().UpdateRenewal(submitted, RenewalState::kPlanned).ok());
+
+  for (RenewalState expected :
+       {RenewalState::kPlanned, RenewalState::kIssued, RenewalState::kFailed}) {
+    SCOPED_TRACE(model::RenewalStateName(expected));
+    absl::Status status = store().UpdateRenewal(
+        Moved(submitted, RenewalState::kFailed, kT0 + absl::Seconds(2)), expected);
+    EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("submitted"));
+  }
+  ExpectSameRenewal(GetRenewal(store(), "renewal-1"), submitted);
+}
+
+TEST_P(StoreConformanceTest, ExactlyOneOfManyConcurrentStepsOfARenewalTakesEffect) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  const RenewalRecord planned = Renewal("renewal-1", "agent-1");
+  ASSERT_TRUE(store().CreateRenewal(planned).ok());
+  constexpr int kThreads = 8;
+  std::vector<RenewalRecord> attempts;
+  for (int i = 0; i < kThreads; ++i) {
+    RenewalRecord attempt = Moved(planned, RenewalState::kCsrRequested, kT0 + absl::Seconds(i + 1),
+                                  absl::StrCat("thread ", i));
+    attempt.renew_command_id = absl::StrCat("cmd-", i);
+    attempts.push_back(attempt);
+  }
+  std::vector<absl::Status> results(kThreads, absl::UnknownError("not run"));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back(
+        [&, i] { results[i] = store().UpdateRenewal(attempts[i], RenewalState::kPlanned); });
+  }
+  for (std::thread& t : threads) t.join();
+
+  int winners = 0;
+  for (int i = 0; i < kThreads; ++i) {
+    SCOPED_TRACE(absl::StrCat("thread ", i));
+    if (results[i].ok()) {
+      ++winners;
+      ExpectSameRenewal(GetRenewal(store(), "renewal-1"), attempts[i]);
+    } else {
+      EXPECT_EQ(results[i].code(), absl::StatusCode::kFailedPrecondition) << results[i];
+      EXPECT_THAT(std::string(results[i].message()), HasSubstr("csr_requested"));
+    }
+  }
+  EXPECT_EQ(winners, 1);
+}
+
+TEST_P(StoreConformanceTest, ListRenewalsFiltersByAgentStateAndActivity) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  const std::pair<const char*, RenewalState> jobs[] = {
+      {"a-done", RenewalState::kDone},
+      {"b-planned", RenewalState::kPlanned},
+      {"a-issued", RenewalState::kIssued},
+      {"b-failed", RenewalState::kFailed},
+      {"a-rolled", RenewalState::kRolledBack},
+      {"a-planned", RenewalState::kPlanned},
+      {"b-pending", RenewalState::kPendingApproval},
+  };
+  int i = 0;
+  for (const auto& [id, state] : jobs) {
+    RenewalRecord renewal =
+        Renewal(id, id[0] == 'a' ? "agent-1" : "agent-2", kT0 + absl::Seconds(++i));
+    renewal.state = state;
+    ASSERT_TRUE(store().CreateRenewal(renewal).ok());
+  }
+
+  EXPECT_THAT(RenewalIds(ListRenewals(store())),
+              ElementsAre("a-done", "b-planned", "a-issued", "b-failed", "a-rolled", "a-planned",
+                          "b-pending"));
+  RenewalFilter filter;
+  filter.agent_id = "agent-1";
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)),
+              ElementsAre("a-done", "a-issued", "a-rolled", "a-planned"));
+  filter.active_only = true;
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("a-issued", "a-planned"));
+  filter.state = RenewalState::kPlanned;
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("a-planned"));
+  filter.state = RenewalState::kDone;  // not active: nothing
+  EXPECT_THAT(ListRenewals(store(), filter), IsEmpty());
+  filter.active_only = false;
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("a-done"));
+  filter.agent_id.reset();
+  filter.state = RenewalState::kPlanned;
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("b-planned", "a-planned"));
+  filter.state.reset();
+  filter.active_only = true;
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)),
+              ElementsAre("b-planned", "a-issued", "a-planned", "b-pending"));
+  filter.agent_id = "agent-9";
+  EXPECT_THAT(ListRenewals(store(), filter), IsEmpty());
+}
+
+TEST_P(StoreConformanceTest, ListRenewalsReturnsTheNewestLimitOldestFirst) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  // Created out of order.
+  for (int i : {3, 0, 4, 1, 5, 2}) {
+    RenewalRecord renewal = Renewal(absl::StrCat("r", i), i % 2 == 0 ? "agent-1" : "agent-2",
+                                    kT0 + absl::Microseconds(i));
+    if (i == 4) renewal.state = RenewalState::kDone;
+    ASSERT_TRUE(store().CreateRenewal(renewal).ok());
+  }
+  RenewalFilter filter;
+  filter.limit = 3;
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("r3", "r4", "r5"));
+  filter.limit = 1;
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("r5"));
+  filter.limit = std::numeric_limits<size_t>::max();
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)),
+              ElementsAre("r0", "r1", "r2", "r3", "r4", "r5"));
+  filter.limit = 2;
+  filter.agent_id = "agent-1";
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("r2", "r4"));
+  filter.active_only = true;
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("r0", "r2"));
+}
+
+TEST_P(StoreConformanceTest, FindRenewalByCommandFindsTheJobByEachOfItsThreeCommands) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  RenewalRecord first = Renewal("renewal-1", "agent-1");
+  first.renew_command_id = "renew-1";
+  ASSERT_TRUE(store().CreateRenewal(first).ok());
+  RenewalRecord second = FullRenewal("renewal-2");
+  ASSERT_TRUE(store().CreateRenewal(second).ok());
+
+  for (const auto& [command_id, renewal_id] : std::vector<std::pair<std::string, std::string>>{
+           {"renew-1", "renewal-1"},
+           {"renewal-2-renew", "renewal-2"},
+           {"renewal-2-install", "renewal-2"},
+           {"renewal-2-bind", "renewal-2"},
+       }) {
+    SCOPED_TRACE(command_id);
+    absl::StatusOr<RenewalRecord> found = store().FindRenewalByCommand(command_id);
+    ASSERT_TRUE(found.ok()) << found.status();
+    EXPECT_EQ(found->id, renewal_id);
+  }
+  for (const char* unknown : {"renew-2", "renewal-1", "renewal-2", "cmd-1"}) {
+    SCOPED_TRACE(unknown);
+    EXPECT_EQ(store().FindRenewalByCommand(unknown).status().code(), absl::StatusCode::kNotFound);
+  }
+
+  // Commands sent later are found once the job records them.
+  RenewalRecord installing = Moved(first, RenewalState::kInstallSent, kT0 + kDay);
+  installing.install_command_id = "install-1";
+  ASSERT_TRUE(store().UpdateRenewal(installing, RenewalState::kPlanned).ok());
+  absl::StatusOr<RenewalRecord> found = store().FindRenewalByCommand("install-1");
+  ASSERT_TRUE(found.ok()) << found.status();
+  ExpectSameRenewal(*found, installing);
+  EXPECT_EQ(store().FindRenewalByCommand("bind-1").status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -14,12 +14,14 @@
 // and link the cf_controller_store_conformance object library into the test executable.
 //
 // Besides store.h's contract the suite expects what any implementation should do with bad
-// input (InvalidArgument for empty ids, hashes, FQDNs, stores and thumbprints, malformed
-// removed keys, duplicate certificates in a full inventory, a CommandFilter limit of 0), FQDNs
-// compared ASCII case-insensitively (also for tokens bound to an FQDN), FQDNs ordered bytewise,
-// times and durations kept to the microsecond, and CreateCommand ignoring the progress fields
-// (state, times, attempts, cancel_requested, outcome) of the record it is given. It never
-// depends on the order of commands created at the same instant.
+// input (InvalidArgument for empty ids, hashes, FQDNs, stores, thumbprints, serials and command
+// ids, malformed removed keys, duplicate certificates in a full inventory, a CommandFilter or
+// RenewalFilter limit of 0), FQDNs compared ASCII case-insensitively (also for tokens bound to
+// an FQDN), FQDNs ordered bytewise, times and durations kept to the microsecond (with
+// absl::InfinitePast() and absl::InfiniteFuture() kept as they are), CreateCommand ignoring the
+// progress fields (state, times, attempts, cancel_requested, outcome) of the record it is given,
+// and issuances recorded whatever their agent (the log needs no agent row). It never depends on
+// the order of records created at the same instant.
 
 #include <functional>
 #include <memory>
