@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev googletest
   libcli11-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   clang-format procps iproute2
+  easy-rsa gnutls-bin libnss3-tools
 )
 
 missing=()
