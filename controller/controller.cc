@@ -5,6 +5,7 @@
 #include "common/files/file_util.h"
 #include "common/logging/log.h"
 #include "common/status/status_macros.h"
+#include "controller/ca/command/command_issuer.h"
 #include "controller/store/sqlite/sqlite_store.h"
 
 namespace certfleet::controller {
@@ -40,7 +41,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
   CF_ASSIGN_OR_RETURN(auto host_port, SplitHostPort(options.listen));
   CF_RETURN_IF_ERROR(common::MakeDirectories(options.state_dir, 0700), "state directory");
 
-  auto c = std::unique_ptr<Controller>(new Controller());
+  auto c = std::unique_ptr<Controller>(new Controller(clock));
   ca::ControllerPkiOptions pki_options;
   pki_options.state_dir = options.state_dir;
   pki_options.server_names = options.server_names;
@@ -55,6 +56,30 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
   c->executor_ = std::make_unique<common::Executor>(options.worker_threads);
   c->fleet_ = std::make_unique<fleet::Fleet>(*c->store_, clock);
   c->commands_ = std::make_unique<commands::CommandService>(*c->store_, *c->fleet_, clock);
+
+  // Issuers and profiles: the embedded ones, then the config file's.
+  c->builtin_issuer_ = std::make_unique<ca::BuiltinIssuer>(
+      ca::BuiltinIssuerDeps{*c->pki_, *c->store_, clock});
+  ca::ManualIssuerOptions manual_options;
+  manual_options.poll_interval = options.renewal_poll_interval;
+  c->manual_issuer_ = std::make_unique<ca::ManualIssuer>(
+      ca::ManualIssuerDeps{*c->store_, *c->builtin_issuer_, clock}, manual_options);
+  c->approvals_ = std::make_unique<ca::ApprovalQueue>(ca::ApprovalQueueDeps{*c->store_, clock});
+  c->issuers_[c->builtin_issuer_->Name()] = c->builtin_issuer_.get();
+  c->issuers_[c->manual_issuer_->Name()] = c->manual_issuer_.get();
+  CF_RETURN_IF_ERROR(c->AddCommandIssuers(options.config));
+  c->profiles_["scom"] = common::model::ScomProfile();
+  for (const auto& p : options.config.profiles) c->profiles_[p.name] = p;
+  renewal::RenewalOptions renewal_options;
+  renewal_options.default_issuer = options.config.default_issuer;
+  renewal_options.poll_interval = options.renewal_poll_interval;
+  c->renewals_ = std::make_unique<renewal::RenewalService>(
+      renewal::RenewalDeps{*c->store_, *c->commands_, *c->executor_, clock, c->issuers_,
+                           c->profiles_},
+      renewal_options);
+  renewal::RenewalService* renewals = c->renewals_.get();
+  c->commands_->SetFinalListener(
+      [renewals](const store::CommandRecord& record) { renewals->OnCommandFinal(record); });
   c->enrollment_ = std::make_unique<enrollment::EnrollmentService>(*c->store_, *c->pki_, clock);
   c->admin_ =
       std::make_unique<admin::AdminService>(*c->store_, *c->fleet_, *c->enrollment_, clock);
@@ -62,7 +87,8 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
   gw_options.scan_interval = options.scan_interval;
   c->gateway_service_ = std::make_unique<rpc::AgentGatewayService>(
       rpc::AgentGatewayDeps{*c->enrollment_, *c->fleet_, *c->commands_, *c->executor_}, gw_options);
-  c->admin_service_ = std::make_unique<rpc::AdminApiService>(*c->admin_, *c->commands_, *c->executor_);
+  c->admin_service_ = std::make_unique<rpc::AdminApiService>(
+      *c->admin_, *c->commands_, *c->renewals_, *c->approvals_, *c->executor_);
 
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   ssl.pem_root_certs = c->pki_->RootPem();
@@ -107,10 +133,28 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
         if (auto n = self->commands_->ExpireDue(); !n.ok()) {
           common::LogError("expiring commands: ", n.status().ToString());
         }
+        // Resumes jobs a restart interrupted, polls pending issuers.
+        self->renewals_->Tick();
       });
     }
   });
   return c;
+}
+
+absl::Status Controller::AddCommandIssuers(const config::ControllerConfig& config) {
+  for (const auto& c : config.command_issuers) {
+    ca::CommandIssuerOptions options;
+    options.name = c.name;
+    options.argv = c.argv;
+    options.environment = c.environment;
+    options.timeout = c.timeout;
+    CF_ASSIGN_OR_RETURN(std::unique_ptr<ca::CommandIssuer> issuer,
+                        ca::CommandIssuer::Create(options, ca::CommandIssuerDeps{clock_}),
+                        "issuer ", c.name);
+    issuers_[issuer->Name()] = issuer.get();
+    command_issuers_.push_back(std::move(issuer));
+  }
+  return absl::OkStatus();
 }
 
 Controller::~Controller() { Shutdown(); }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -13,7 +14,12 @@
 #include "common/time/clock.h"
 #include "controller/admin/admin_service.h"
 #include "controller/ca/controller_pki.h"
+#include "controller/ca/builtin/builtin_issuer.h"
+#include "controller/ca/manual/approval_queue.h"
+#include "controller/ca/manual/manual_issuer.h"
 #include "controller/commands/command_service.h"
+#include "controller/config/config.h"
+#include "controller/renewal/renewal_service.h"
 #include "controller/enrollment/enrollment_service.h"
 #include "controller/fleet/fleet.h"
 #include "controller/rpc/admin_api.h"
@@ -29,6 +35,10 @@ struct ControllerOptions {
   std::vector<std::string> server_names;
   absl::Duration scan_interval = absl::ZeroDuration();
   int worker_threads = 4;
+  // Profiles and issuers beyond the embedded defaults (--config).
+  config::ControllerConfig config;
+  // How often pending issuers are asked again.
+  absl::Duration renewal_poll_interval = absl::Seconds(2);
 };
 
 // The controller process: PKI, store, services and the gRPC server (TLS 1.2+, client
@@ -54,13 +64,23 @@ class Controller {
   void Shutdown();
 
  private:
-  Controller() = default;
+  explicit Controller(common::Clock& clock) : clock_(clock) {}
+  // Creates the command issuers `config` names.
+  absl::Status AddCommandIssuers(const config::ControllerConfig& config);
 
+  common::Clock& clock_;
   std::unique_ptr<ca::ControllerPki> pki_;
   std::unique_ptr<store::Store> store_;
   std::unique_ptr<common::Executor> executor_;
   std::unique_ptr<fleet::Fleet> fleet_;
   std::unique_ptr<commands::CommandService> commands_;
+  std::unique_ptr<ca::BuiltinIssuer> builtin_issuer_;
+  std::unique_ptr<ca::ManualIssuer> manual_issuer_;
+  std::vector<std::unique_ptr<ca::Issuer>> command_issuers_;
+  std::unique_ptr<ca::ApprovalQueue> approvals_;
+  std::map<std::string, ca::Issuer*> issuers_;
+  std::map<std::string, common::model::CertificateProfile> profiles_;
+  std::unique_ptr<renewal::RenewalService> renewals_;
   std::unique_ptr<enrollment::EnrollmentService> enrollment_;
   std::unique_ptr<admin::AdminService> admin_;
   std::unique_ptr<rpc::AgentGatewayService> gateway_service_;

@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
   certfleet::controller::ControllerOptions options;
   std::string log_level = "info";
   std::string scan_interval;
+  std::string config_path;
   app.add_option("--state-dir", options.state_dir, "State directory (CA, database, credentials)");
   app.add_option("--listen", options.listen, "Address to serve on, HOST:PORT (port 0 = any)")
       ->capture_default_str();
@@ -103,6 +104,9 @@ int main(int argc, char** argv) {
                  "Extra DNS name or IP address for the server certificate (repeatable)");
   app.add_option("--scan-interval", scan_interval,
                  "Inventory interval sent to agents (e.g. 5m); default: each agent's own");
+  app.add_option("--config", config_path,
+                 "YAML file with extra certificate profiles and command issuers "
+                 "(docs/configuration.md); without it the embedded defaults apply");
   app.add_option("--workers", options.worker_threads, "Threads for blocking work")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
@@ -135,6 +139,14 @@ int main(int argc, char** argv) {
     options.scan_interval = *d;
   }
   if (op->parsed()) return RunIssueOperator(op_state_dir, op_name, op_role, op_out);
+  if (!config_path.empty()) {
+    auto config = certfleet::controller::config::LoadConfig(config_path);
+    if (!config.ok()) {
+      std::cerr << "certfleet-controller: " << config.status().message() << "\n";
+      return 2;
+    }
+    options.config = std::move(*config);
+  }
   if (options.state_dir.empty()) {
     std::cerr << "certfleet-controller: --state-dir is required\n" << app.help();
     return 2;

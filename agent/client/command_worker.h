@@ -34,7 +34,8 @@ class CommandWorker {
   // original is in flight is dropped; its outcome will be reported once).
   void Submit(common::model::Command command);
   void Cancel(absl::string_view id);
-  // The current stream's reporter; an empty function detaches. Called outside the worker's lock.
+  // The current stream's reporter; an empty function detaches. The reporter is called with the
+  // reporter lock held (so it never runs after a detach returns): it must not call SetReporter.
   void SetReporter(Reporter reporter);
   // Stops taking work, finishes the running command, and joins. Idempotent.
   void Stop();

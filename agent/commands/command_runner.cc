@@ -1,5 +1,6 @@
 #include "agent/commands/command_runner.h"
 
+#include <openssl/crypto.h>
 #include <openssl/x509.h>
 
 #include <algorithm>
@@ -16,11 +17,13 @@
 #include "absl/strings/str_split.h"
 #include "agent/inventory/inventory.h"
 #include "agent/platform/health_service_emulator.h"
+#include "common/crypto/csr.h"
 #include "common/crypto/describe.h"
 #include "common/crypto/encoding.h"
 #include "common/crypto/keys.h"
 #include "common/crypto/parse.h"
 #include "common/logging/log.h"
+#include "common/model/profile.h"
 #include "common/scom/channel_serial.h"
 #include "common/scom/rules.h"
 #include "common/status/status_macros.h"
@@ -287,6 +290,25 @@ struct ImportPlan {
   int others_skipped = 0;                      // further end-entity certificates
 };
 
+// Sorts every certificate of `certificates` but the leaf at `leaf_index` into the plan:
+// CA certificates that are not self-signed go to CA, self-signed roots are named (never trusted
+// implicitly), end-entity certificates counted and ignored.
+void ClassifyOthers(std::vector<crypto::X509Ptr>& certificates, size_t leaf_index,
+                    ImportPlan& plan) {
+  for (size_t c = 0; c < certificates.size(); ++c) {
+    if (c == leaf_index) continue;
+    X509* cert = certificates[c].get();
+    absl::StatusOr<model::CertificateInfo> info = crypto::DescribeCertificate(cert, false);
+    if (!info.ok() || !info->is_ca) {
+      ++plan.others_skipped;
+    } else if (SelfSigned(cert)) {
+      plan.roots_skipped.push_back(DisplayName(*info));
+    } else {
+      plan.intermediates.push_back(std::move(certificates[c]));
+    }
+  }
+}
+
 absl::StatusOr<ImportPlan> PlanImport(const model::ImportPayload& payload, absl::string_view fqdn) {
   std::optional<std::string> password;
   if (!payload.password.empty()) password = payload.password;
@@ -341,19 +363,114 @@ absl::StatusOr<ImportPlan> PlanImport(const model::ImportPayload& payload, absl:
         absl::StrCat("certificate is for ", common::scom::NameForMatch(plan.info),
                      ", this host is ", fqdn, "; nothing was imported"));
   }
-  for (size_t c = 0; c < parsed->certificates.size(); ++c) {
-    if (c == leaf_index) continue;
-    X509* cert = parsed->certificates[c].get();
-    absl::StatusOr<model::CertificateInfo> info = crypto::DescribeCertificate(cert, false);
-    if (!info.ok() || !info->is_ca) {
-      ++plan.others_skipped;
-    } else if (SelfSigned(cert)) {
-      plan.roots_skipped.push_back(DisplayName(*info));
-    } else {
-      plan.intermediates.push_back(std::move(parsed->certificates[c]));
-    }
-  }
+  ClassifyOthers(parsed->certificates, leaf_index, plan);
   return plan;
+}
+
+// An install's chain: PEM certificates, the issued certificate first, no private key (the key
+// is on the host already).
+absl::StatusOr<ImportPlan> PlanInstall(const model::InstallPayload& payload,
+                                       absl::string_view fqdn) {
+  absl::StatusOr<crypto::ParsedFile> parsed =
+      crypto::ParseCertificateFile(payload.chain_pem, std::nullopt);
+  if (!parsed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("reading the issued chain: ", parsed.status().message()));
+  }
+  if (parsed->format != crypto::ParsedFile::Format::kPem) {
+    return absl::InvalidArgumentError(
+        "the issued chain must be PEM certificates, the issued certificate first");
+  }
+  if (!parsed->private_keys.empty()) {
+    return absl::InvalidArgumentError(
+        "the issued chain holds a private key; an install takes only certificates (the key is "
+        "on the host already)");
+  }
+  if (parsed->certificates.empty()) {
+    return absl::InvalidArgumentError("the issued chain holds no certificate");
+  }
+  ImportPlan plan;
+  plan.leaf = std::move(parsed->certificates.front());
+  CF_ASSIGN_OR_RETURN(plan.info, crypto::DescribeCertificate(plan.leaf.get(), false),
+                      "reading the issued certificate");
+  if (plan.info.is_ca) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the first certificate of the chain, ", DisplayName(plan.info),
+                     ", is a CA certificate; the chain must start with the issued certificate"));
+  }
+  if (!common::scom::SubjectMatches(plan.info, fqdn)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("certificate is for ", common::scom::NameForMatch(plan.info),
+                     ", this host is ", fqdn, "; nothing was installed"));
+  }
+  ClassifyOthers(parsed->certificates, 0, plan);
+  return plan;
+}
+
+// How the leaf of a plan without a private key meets its key on the host.
+struct KeyPairing {
+  std::optional<KeyContainer> container;  // to link once the leaf is in My
+  bool already_linked = false;            // the leaf is in My with its key already
+};
+
+// For a plan without a private key: the leaf is in My with its key already (a repeated import
+// or install), or the key container whose public key is the leaf's is found; neither leaves
+// the pairing empty.
+absl::StatusOr<KeyPairing> PairWithKey(HostPlatform& host, const ImportPlan& plan) {
+  KeyPairing pairing;
+  CF_ASSIGN_OR_RETURN(std::optional<MyCertificate> existing, FindInMy(host, plan.info.thumbprint));
+  if (existing.has_value() && existing->entry.has_private_key) {
+    pairing.already_linked = true;
+    return pairing;
+  }
+  CF_ASSIGN_OR_RETURN(pairing.container, FindKeyContainer(host, plan.leaf.get()));
+  return pairing;
+}
+
+bool Paired(const KeyPairing& pairing) {
+  return pairing.already_linked || pairing.container.has_value();
+}
+
+// Puts the plan's intermediate CA certificates into CA and its leaf into My, with the plan's
+// private key or linked to pairing.container (what `certreq -accept` does). Returns the
+// sentence for the detail, starting with `verb` ("imported", "installed").
+absl::StatusOr<std::string> PutIntoStores(HostPlatform& host, const ImportPlan& plan,
+                                          const KeyPairing& pairing, absl::string_view verb) {
+  for (const crypto::X509Ptr& intermediate : plan.intermediates) {
+    CF_RETURN_IF_ERROR(
+        host.Certificates()
+            .Add(StoreName::kCa, crypto::CertificateToDer(intermediate.get()), std::nullopt)
+            .status(),
+        "adding an intermediate CA to store CA");
+  }
+  std::optional<std::string> key_pem;
+  if (plan.key != nullptr) key_pem = crypto::PrivateKeyToPem(plan.key.get());
+  absl::StatusOr<std::string> added =
+      host.Certificates().Add(StoreName::kMy, crypto::CertificateToDer(plan.leaf.get()), key_pem);
+  if (key_pem.has_value()) OPENSSL_cleanse(key_pem->data(), key_pem->size());
+  CF_RETURN_IF_ERROR(added.status(), "adding the certificate to store My");
+  if (pairing.container.has_value()) {
+    CF_RETURN_IF_ERROR(host.Certificates().LinkKey(*added, pairing.container->id),
+                       "linking key container ", pairing.container->id);
+  }
+  std::string detail =
+      absl::StrCat(verb, " ", DisplayName(plan.info), " (", plan.info.thumbprint, ") into My ",
+                   plan.key != nullptr ? "with its private key"
+                   : pairing.container.has_value()
+                       ? absl::StrCat("linked to key container ", pairing.container->id)
+                       : std::string("(its key was linked already)"));
+  if (!plan.intermediates.empty()) {
+    absl::StrAppend(&detail, "; ", plan.intermediates.size(),
+                    " intermediate CA certificate(s) into CA");
+  }
+  if (!plan.roots_skipped.empty()) {
+    absl::StrAppend(&detail, "; root ", absl::StrJoin(plan.roots_skipped, ", "),
+                    " not trusted (send a trust command to trust it)");
+  }
+  if (plan.others_skipped > 0) {
+    absl::StrAppend(&detail, "; ", plan.others_skipped, " other end-entity certificate(s) ignored");
+  }
+  return detail;
 }
 
 // --- Rebind ---
@@ -435,75 +552,120 @@ class CommandWork {
     if (absl::Status s = journal_.SetTarget(id, thumbprint); !s.ok()) {
       return Outcome(Annotated(s, "journaling the import"), result);
     }
-
     // A bare certificate pairs with a key already on the host (certreq -accept), unless it is
     // in My with its key already (an import done before).
-    std::optional<KeyContainer> container;
-    bool already_linked = false;
+    KeyPairing pairing;
     if (plan->key == nullptr) {
-      absl::StatusOr<std::optional<MyCertificate>> existing = FindInMy(host_, thumbprint);
-      if (!existing.ok()) return Outcome(existing.status(), result);
-      already_linked = existing->has_value() && (*existing)->entry.has_private_key;
-      if (!already_linked) {
-        absl::StatusOr<std::optional<KeyContainer>> found =
-            FindKeyContainer(host_, plan->leaf.get());
-        if (!found.ok()) return Outcome(found.status(), result);
-        if (!found->has_value()) {
-          return Outcome(absl::NotFoundError(absl::StrCat(
-                             "no key container on this host matches certificate ", thumbprint,
-                             "; import it as a PFX or together with its private key")),
-                         result);
-        }
-        container = std::move(*found);
+      absl::StatusOr<KeyPairing> found = PairWithKey(host_, *plan);
+      if (!found.ok()) return Outcome(found.status(), result);
+      if (!Paired(*found)) {
+        return Outcome(absl::NotFoundError(absl::StrCat(
+                           "no key container on this host matches certificate ", thumbprint,
+                           "; import it as a PFX or together with its private key")),
+                       result);
       }
+      pairing = std::move(*found);
     }
+    absl::StatusOr<std::string> done = PutIntoStores(host_, *plan, pairing, "imported");
+    if (!done.ok()) return Outcome(done.status(), result);
+    result.detail = *done;
+    AddProblems(result);
+    return Outcome(absl::OkStatus(), std::move(result));
+  }
 
-    for (const crypto::X509Ptr& intermediate : plan->intermediates) {
-      absl::StatusOr<std::string> added = host_.Certificates().Add(
-          StoreName::kCa, crypto::CertificateToDer(intermediate.get()), std::nullopt);
-      if (!added.ok()) {
-        return Outcome(Annotated(added.status(), "adding an intermediate CA to store CA"), result);
-      }
+  // Generates the key inside the host's store and returns the request for it; see the header.
+  model::CommandOutcome Renew(absl::string_view id, const model::RenewPayload& payload) {
+    const model::CertificateProfile& profile = payload.profile;
+    if (absl::Status s = model::ValidateProfile(profile); !s.ok()) return Outcome(s);
+    const std::string fqdn = host_.Fqdn();
+    if (fqdn.empty()) {
+      return Outcome(
+          absl::FailedPreconditionError("this host has no FQDN to request a certificate for"));
     }
-    std::optional<std::string> key_pem;
-    if (plan->key != nullptr) key_pem = crypto::PrivateKeyToPem(plan->key.get());
-    absl::StatusOr<std::string> added = host_.Certificates().Add(
-        StoreName::kMy, crypto::CertificateToDer(plan->leaf.get()), key_pem);
-    if (!added.ok()) {
-      return Outcome(Annotated(added.status(), "adding the certificate to store My"), result);
+    crypto::CsrOptions options;
+    options.subject_cn = fqdn;
+    options.dns_names.push_back(fqdn);
+    for (const std::string& name : profile.extra_dns_names) {
+      const bool repeated =
+          std::any_of(options.dns_names.begin(), options.dns_names.end(),
+                      [&](const std::string& seen) { return absl::EqualsIgnoreCase(seen, name); });
+      if (!repeated) options.dns_names.push_back(name);
     }
-    if (container.has_value()) {
-      if (absl::Status s = host_.Certificates().LinkKey(*added, container->id); !s.ok()) {
-        return Outcome(Annotated(s, "linking key container ", container->id), result);
-      }
-    }
+    options.key_usage = profile.key_usage;
+    options.extended_key_usage = profile.extended_key_usage;
+    options.template_name = profile.template_name;
+    options.signature_digest = profile.signature_hash;
 
-    result.detail = absl::StrCat(
-        "imported ", DisplayName(plan->info), " (", thumbprint, ") into My ",
-        plan->key != nullptr    ? "with its private key"
-        : container.has_value() ? absl::StrCat("linked to key container ", container->id)
-                                : std::string("(its key was linked already)"));
-    if (!plan->intermediates.empty()) {
-      absl::StrAppend(&result.detail, "; ", plan->intermediates.size(),
-                      " intermediate CA certificate(s) into CA");
+    absl::StatusOr<crypto::EvpPkeyPtr> key = crypto::GenerateRsaKey(profile.key_bits);
+    if (!key.ok()) return Outcome(Annotated(key.status(), "generating the key"));
+    absl::StatusOr<crypto::X509ReqPtr> csr = crypto::BuildCsr(key->get(), options);
+    if (!csr.ok()) return Outcome(Annotated(csr.status(), "building the certificate request"));
+    model::CommandResult result;
+    result.csr_pem = crypto::CsrToPem(csr->get());
+    if (result.csr_pem.empty()) {
+      return Outcome(absl::InternalError("the certificate request could not be written as PEM"));
     }
-    if (!plan->roots_skipped.empty()) {
-      absl::StrAppend(&result.detail, "; root ", absl::StrJoin(plan->roots_skipped, ", "),
-                      " not trusted (send a trust command to trust it)");
+    // The key goes into the store and nowhere else: not the result, not the journal, not a log.
+    std::string key_pem = crypto::PrivateKeyToPem(key->get());
+    absl::StatusOr<std::string> container = host_.Certificates().AddKeyContainer(key_pem);
+    OPENSSL_cleanse(key_pem.data(), key_pem.size());
+    if (!container.ok()) {
+      return Outcome(Annotated(container.status(), "storing the new key in a key container"));
     }
-    if (plan->others_skipped > 0) {
-      absl::StrAppend(&result.detail, "; ", plan->others_skipped,
-                      " other end-entity certificate(s) ignored");
+    if (absl::Status s = journal_.SetTarget(id, *container); !s.ok()) {
+      // The key is stored; the outcome (journaled at the end) names the container all the same.
+      common::LogWarning("journaling the key container of renew ", id, ": ", s.message());
     }
-    absl::StatusOr<std::vector<std::string>> problems =
-        ProblemsOf(host_, clock_.Now(), options_.warn_within, thumbprint);
-    if (problems.ok()) {
-      result.problems = std::move(*problems);
-    } else {
-      absl::StrAppend(&result.detail,
-                      "; its problems could not be judged: ", problems.status().message());
+    result.detail =
+        absl::StrCat("generated an RSA-", profile.key_bits, " key in key container ", *container,
+                     " (it stays on this host); the request is for CN=", fqdn, ", signed with ",
+                     profile.signature_hash, ", profile '", profile.name, "'");
+    if (!profile.template_name.empty()) {
+      absl::StrAppend(&result.detail, ", template '", profile.template_name, "'");
     }
     return Outcome(absl::OkStatus(), std::move(result));
+  }
+
+  // Puts an issued certificate with the key Renew made and, when asked, binds it; see the
+  // header.
+  model::CommandOutcome Install(absl::string_view id, const model::InstallPayload& payload) {
+    absl::StatusOr<ImportPlan> plan = PlanInstall(payload, host_.Fqdn());
+    if (!plan.ok()) return Outcome(plan.status());
+    const std::string thumbprint = plan->info.thumbprint;
+    const std::string target_serial = plan->info.channel_serial;
+    model::CommandResult result;
+    result.thumbprint = thumbprint;
+    absl::StatusOr<KeyPairing> pairing = PairWithKey(host_, *plan);
+    if (!pairing.ok()) return Outcome(pairing.status(), result);
+    if (!Paired(*pairing)) {
+      return Outcome(absl::NotFoundError(absl::StrCat(
+                         "no key on this host matches the issued certificate ", thumbprint,
+                         "; install only what a renew on this host requested")),
+                     result);
+    }
+    // With bind, the snapshot is journaled before the stores change: the entry then says that a
+    // binding was asked for, whatever step a crash interrupts.
+    std::optional<BindingSnapshot> snapshot;
+    if (payload.bind) {
+      absl::StatusOr<BindingSnapshot> taken = TakeSnapshot(id, thumbprint, target_serial, result);
+      if (!taken.ok()) return Outcome(taken.status(), result);
+      snapshot = std::move(*taken);
+    } else if (absl::Status s = journal_.SetTarget(id, thumbprint); !s.ok()) {
+      return Outcome(Annotated(s, "journaling the install"), result);
+    }
+    absl::StatusOr<std::string> done = PutIntoStores(host_, *plan, *pairing, "installed");
+    if (!done.ok()) return Outcome(done.status(), result);
+    if (!snapshot.has_value()) {
+      result.detail = *done;
+      AddProblems(result);
+      return Outcome(absl::OkStatus(), std::move(result));
+    }
+    model::CommandOutcome outcome = SwitchBinding(id, *snapshot, thumbprint, target_serial,
+                                                  payload.verify_timeout, std::move(result));
+    outcome.result.detail =
+        outcome.result.detail.empty() ? *done : absl::StrCat(*done, "; ", outcome.result.detail);
+    AddProblems(outcome.result);
+    return outcome;
   }
 
   model::CommandOutcome Repair(absl::string_view id, const model::RepairPayload& payload) {
@@ -659,23 +821,37 @@ class CommandWork {
     if (!found.ok()) return Outcome(found.status(), result);
     if (!found->has_value()) return Outcome(NotInMy(*thumbprint), result);
     const std::string target_serial = (*found)->info.channel_serial;
+    absl::StatusOr<BindingSnapshot> snapshot = TakeSnapshot(id, *thumbprint, target_serial, result);
+    if (!snapshot.ok()) return Outcome(snapshot.status(), result);
+    return SwitchBinding(id, *snapshot, *thumbprint, target_serial, payload.verify_timeout,
+                         std::move(result));
+  }
 
-    absl::StatusOr<MachineSettings> settings = host_.Binding().Read();
-    if (!settings.ok()) {
-      return Outcome(Annotated(settings.status(), "reading Machine Settings"), result);
-    }
-    BindingSnapshot snapshot{settings->channel_certificate_serial,
-                             settings->channel_certificate_hash};
+  // Rebind step one: reads Machine Settings and journals them (and the target) before any
+  // change; the result gets the snapshot's serial.
+  absl::StatusOr<BindingSnapshot> TakeSnapshot(absl::string_view id, absl::string_view thumbprint,
+                                               absl::string_view target_serial,
+                                               model::CommandResult& result) {
+    CF_ASSIGN_OR_RETURN(MachineSettings settings, host_.Binding().Read(),
+                        "reading Machine Settings");
+    BindingSnapshot snapshot{settings.channel_certificate_serial,
+                             settings.channel_certificate_hash};
     result.previous_channel_serial = snapshot.channel_serial.value_or("");
     result.channel_serial = result.previous_channel_serial;
-    if (absl::Status s = journal_.RecordSnapshot(id, snapshot, *thumbprint, target_serial);
-        !s.ok()) {
-      return Outcome(Annotated(s, "journaling the binding before the rebind"), result);
-    }
+    CF_RETURN_IF_ERROR(journal_.RecordSnapshot(id, snapshot, thumbprint, target_serial),
+                       "journaling the binding before the rebind");
+    return snapshot;
+  }
 
+  // The rest of the verified rebind, from the snapshot journaled: writes the target, restarts
+  // the HealthService, waits for its verdict and rolls back on failure (CommandRunner::Execute).
+  model::CommandOutcome SwitchBinding(absl::string_view id, const BindingSnapshot& snapshot,
+                                      const std::string& thumbprint,
+                                      const std::string& target_serial,
+                                      absl::Duration verify_timeout, model::CommandResult result) {
     MachineSettings target;
     target.channel_certificate_serial = target_serial;
-    target.channel_certificate_hash = *thumbprint;
+    target.channel_certificate_hash = thumbprint;
     if (absl::Status s = host_.Binding().Write(target); !s.ok()) {
       // A Write is atomic: the registry still holds the snapshot.
       return Outcome(Annotated(s, "writing ChannelCertificateSerialNumber"), result);
@@ -695,16 +871,16 @@ class CommandWork {
     const absl::Time restart_time = clock_.Now();
     absl::StatusOr<EventWatch> watch = WatchFrom(host_, restart_time);
     if (!watch.ok()) {
-      return RollBack(id, snapshot, payload.verify_timeout, watch.status(), std::move(result));
+      return RollBack(id, snapshot, verify_timeout, watch.status(), std::move(result));
     }
     if (absl::Status s = host_.HealthService().Restart(); !s.ok()) {
       const absl::StatusCode code = absl::IsDeadlineExceeded(s)
                                         ? absl::StatusCode::kDeadlineExceeded
                                         : absl::StatusCode::kUnavailable;
-      return RollBack(id, snapshot, payload.verify_timeout,
+      return RollBack(id, snapshot, verify_timeout,
                       absl::Status(code, absl::StrCat("restarting the HealthService with "
                                                       "certificate ",
-                                                      *thumbprint, " failed: ", s.message())),
+                                                      thumbprint, " failed: ", s.message())),
                       std::move(result));
     }
     if (absl::Status s = journal_.RecordRestarted(id, restart_time); !s.ok()) {
@@ -713,28 +889,28 @@ class CommandWork {
       common::LogWarning("journaling the restart of rebind ", id, ": ", s.message());
     }
     Verdict verdict =
-        WaitForVerdict(host_, clock_, *watch, payload.verify_timeout, options_.event_poll_interval);
+        WaitForVerdict(host_, clock_, *watch, verify_timeout, options_.event_poll_interval);
     AppendEvents(verdict.events, result);
     if (verdict.verdict.has_value() && verdict.verdict->id == platform::kEventCertificateLoaded) {
       result.channel_serial = CurrentChannelSerial(host_);
-      result.detail = absl::StrCat("bound certificate ", *thumbprint, " (channel serial ",
+      result.detail = absl::StrCat("bound certificate ", thumbprint, " (channel serial ",
                                    target_serial, "); the HealthService loaded it (event 20053)");
       return Outcome(absl::OkStatus(), std::move(result));
     }
     absl::Status reason;
     if (verdict.verdict.has_value()) {
       reason = absl::FailedPreconditionError(absl::StrCat(
-          "the HealthService rejected certificate ", *thumbprint, " with event ",
+          "the HealthService rejected certificate ", thumbprint, " with event ",
           verdict.verdict->id, ": ", FailureMeaning(verdict.verdict->id).value_or("failure")));
     } else {
       reason = absl::DeadlineExceededError(absl::StrCat(
-          "the HealthService gave no verdict on certificate ", *thumbprint, " (no 20053 or ",
-          "failure event) within ", absl::FormatDuration(payload.verify_timeout), " of the restart",
+          "the HealthService gave no verdict on certificate ", thumbprint, " (no 20053 or ",
+          "failure event) within ", absl::FormatDuration(verify_timeout), " of the restart",
           verdict.last_read_error.ok()
               ? ""
               : absl::StrCat(" (reading the event log: ", verdict.last_read_error.message(), ")")));
     }
-    return RollBack(id, snapshot, payload.verify_timeout, reason, std::move(result));
+    return RollBack(id, snapshot, verify_timeout, reason, std::move(result));
   }
 
   // Restores the snapshot after `reason` and returns the failed outcome.
@@ -759,8 +935,9 @@ class CommandWork {
                    std::move(result));
   }
 
-  // A rebind left running by a crash: see CommandRunner::Recover.
+  // A rebind, or an install that binds, left running by a crash: see CommandRunner::Recover.
   absl::StatusOr<model::CommandOutcome> SettleRebind(const JournalEntry& entry) {
+    const absl::string_view what = model::CommandKindName(entry.kind);
     model::CommandResult result;
     result.thumbprint = entry.target;
     if (!entry.rebind.has_value()) {
@@ -769,12 +946,25 @@ class CommandWork {
     }
     const journal::RebindProgress& rebind = *entry.rebind;
     result.previous_channel_serial = rebind.snapshot.channel_serial.value_or("");
+    // Unreadable settings at kSnapshotTaken: restore the snapshot all the same (below).
+    absl::StatusOr<MachineSettings> current = host_.Binding().Read();
+    if (rebind.step == RebindStep::kSnapshotTaken && current.ok() &&
+        current->channel_certificate_serial == rebind.snapshot.channel_serial &&
+        current->channel_certificate_hash == rebind.snapshot.channel_hash) {
+      // The value was never written (the restart comes after kValueWritten): the HealthService
+      // runs with the binding as it was, so there is nothing to restore or verify.
+      result.channel_serial = result.previous_channel_serial;
+      result.detail = "the binding was never changed";
+      return Outcome(
+          absl::AbortedError(absl::StrCat("interrupted: the agent stopped during the ", what,
+                                          " before the binding was changed; send it again")),
+          std::move(result));
+    }
     if (rebind.step == RebindStep::kRestarted && rebind.restart_time.has_value()) {
+      CF_ASSIGN_OR_RETURN(MachineSettings settings, std::move(current), "reading Machine Settings");
       CF_ASSIGN_OR_RETURN(std::vector<HostEvent> events,
                           host_.Events().ReadSince(*rebind.restart_time, kMaxEventsRead),
                           "reading the Operations Manager event log");
-      CF_ASSIGN_OR_RETURN(MachineSettings settings, host_.Binding().Read(),
-                          "reading Machine Settings");
       std::vector<HostEvent> seen;
       std::optional<HostEvent> verdict;
       for (HostEvent& event : events) {
@@ -790,9 +980,9 @@ class CommandWork {
                                     absl::AsciiStrToUpper(rebind.target_channel_serial);
       if (verdict.has_value() && verdict->id == platform::kEventCertificateLoaded && holds_target) {
         result.channel_serial = *settings.channel_certificate_serial;
-        result.detail = absl::StrCat(
-            "the agent stopped during the rebind; on restart it found certificate ",
-            rebind.target_thumbprint, " bound and loaded (event 20053 after the restart)");
+        result.detail = absl::StrCat("the agent stopped during the ", what,
+                                     "; on restart it found certificate ", rebind.target_thumbprint,
+                                     " bound and loaded (event 20053 after the restart)");
         return Outcome(absl::OkStatus(), std::move(result));
       }
     }
@@ -801,14 +991,14 @@ class CommandWork {
         std::string note,
         RestoreSnapshot(host_, clock_, rebind.snapshot, model::RebindPayload{}.verify_timeout,
                         options_.event_poll_interval, result),
-        "rebind ", entry.id);
+        "restoring the binding before ", what, " ", entry.id);
     result.detail = note;
-    return Outcome(
-        absl::AbortedError("the agent stopped during the rebind; restored the previous binding"),
-        std::move(result));
+    return Outcome(absl::AbortedError(absl::StrCat("the agent stopped during the ", what,
+                                                   "; restored the previous binding")),
+                   std::move(result));
   }
 
-  // Any other command left running by a crash.
+  // Any command left running by a crash.
   absl::StatusOr<model::CommandOutcome> SettleOther(const JournalEntry& entry) {
     model::CommandResult result;
     const absl::Status interrupted =
@@ -818,6 +1008,26 @@ class CommandWork {
       case model::CommandKind::kScan:
         result.detail = "interrupted; the inventory sent at every connect answers it";
         return Outcome(absl::OkStatus(), std::move(result));
+      case model::CommandKind::kRenew:
+        // The request was never returned, so nothing can use the key: a renewal sent again
+        // makes a new one. The key cannot be read back to rebuild the request (the store hands
+        // out no unlinked private keys), and the container is left for an operator to judge.
+        result.detail =
+            entry.target.empty()
+                ? std::string(
+                      "no key container was journaled as made; a renew sent again "
+                      "generates a new key")
+                : absl::StrCat("key container ", entry.target,
+                               ", made before the interruption, stays on this host unlinked; a "
+                               "renew sent again generates a new key");
+        return Outcome(interrupted, std::move(result));
+      case model::CommandKind::kInstall:
+        if (entry.rebind.has_value()) {
+          CF_ASSIGN_OR_RETURN(model::CommandOutcome outcome, SettleRebind(entry));
+          AppendInstallState(entry.target, outcome.result);
+          return outcome;
+        }
+        [[fallthrough]];
       case model::CommandKind::kImport:
       case model::CommandKind::kRepair: {
         if (entry.target.empty()) return Outcome(interrupted);
@@ -826,13 +1036,9 @@ class CommandWork {
         if (!found.has_value() || !found->entry.has_private_key) {
           return Outcome(interrupted, std::move(result));
         }
-        if (entry.kind == model::CommandKind::kImport) {
-          absl::StatusOr<std::vector<std::string>> problems =
-              ProblemsOf(host_, clock_.Now(), options_.warn_within, entry.target);
-          if (problems.ok()) result.problems = std::move(*problems);
-        }
         result.detail = absl::StrCat("interrupted, but certificate ", entry.target,
                                      " is in My with its private key");
+        if (entry.kind != model::CommandKind::kRepair) AddProblems(result);
         return Outcome(absl::OkStatus(), std::move(result));
       }
       case model::CommandKind::kTrust: {
@@ -872,6 +1078,30 @@ class CommandWork {
   }
 
  private:
+  // The SCOM problems of My certificate result.thumbprint as the inventory judges them; when
+  // they cannot be judged, the detail says why.
+  void AddProblems(model::CommandResult& result) {
+    absl::StatusOr<std::vector<std::string>> problems =
+        ProblemsOf(host_, clock_.Now(), options_.warn_within, result.thumbprint);
+    if (problems.ok()) {
+      result.problems = std::move(*problems);
+    } else {
+      absl::StrAppend(&result.detail,
+                      "; its problems could not be judged: ", problems.status().message());
+    }
+  }
+
+  // For a settled install: whether its certificate is in My with its key, and its problems.
+  void AppendInstallState(const std::string& thumbprint, model::CommandResult& result) {
+    if (thumbprint.empty()) return;
+    absl::StatusOr<std::optional<MyCertificate>> found = FindInMy(host_, thumbprint);
+    if (!found.ok()) return;
+    const bool installed = found->has_value() && (*found)->entry.has_private_key;
+    absl::StrAppend(&result.detail, result.detail.empty() ? "" : "; ", "certificate ", thumbprint,
+                    installed ? " is in My with its private key" : " is not in My with its key");
+    if (installed) AddProblems(result);
+  }
+
   const CommandRunner::Options& options_;
   HostPlatform& host_;
   journal::Journal& journal_;
@@ -900,9 +1130,13 @@ model::CommandOutcome CommandRunner::Run(const model::Command& command) {
           return work.Rebind(command.id, payload);
         } else if constexpr (std::is_same_v<T, model::TrustPayload>) {
           return work.Trust(command.id, payload);
-        } else {
-          static_assert(std::is_same_v<T, model::RemovePayload>);
+        } else if constexpr (std::is_same_v<T, model::RemovePayload>) {
           return work.Remove(command.id, payload);
+        } else if constexpr (std::is_same_v<T, model::RenewPayload>) {
+          return work.Renew(command.id, payload);
+        } else {
+          static_assert(std::is_same_v<T, model::InstallPayload>);
+          return work.Install(command.id, payload);
         }
       },
       command.payload);

@@ -32,6 +32,25 @@
 //   trust    InvalidArgument: not a PEM/DER certificate, a certificate that is not a CA, or data
 //            holding a private key. Self-signed: Root; otherwise: CA. Idempotent.
 //   remove   NotFound: not in My; FailedPrecondition: it is the bound certificate.
+//   renew    InvalidArgument: the profile fails model::ValidateProfile; FailedPrecondition: the
+//            host has no FQDN. Generates an RSA key of profile.key_bits into a new key container
+//            of the host's store (CertificateStore::AddKeyContainer; lab: MachineKeys, 0600) and
+//            returns a PKCS#10 request for it in result.csr_pem: CN = the host's FQDN, SAN DNS =
+//            the FQDN then profile.extra_dns_names (repeats dropped), the profile's key usage
+//            (critical), EKU, template (attribute and extension) and signature hash. The detail
+//            names the key container. The private key never leaves the store: it is in neither
+//            the result, the journal nor a log. A duplicate is answered with the same request
+//            (the journaled outcome); only a new command id makes a new key.
+//   install  InvalidArgument: chain_pem is not PEM certificates, holds a private key, or starts
+//            with a CA certificate; FailedPrecondition "certificate is for X, this host is Y"
+//            (nothing installed); NotFound "no key on this host matches the issued certificate"
+//            (no key container has the leaf's public key, and the leaf is not in My with its key
+//            already). The leaf goes into My linked to that container (as a bare-certificate
+//            import does), the chain's CA certificates that are not self-signed into CA (roots
+//            are never trusted implicitly; the detail names them). With bind: then the verified
+//            rebind to the leaf, with verify_timeout, its codes and its evidence (a rollback
+//            restores the binding; the leaf stays in My). Result: thumbprint, events and serials
+//            as for rebind, and the leaf's SCOM problems (as for import) at the end.
 // Errors of the host itself keep the platform's code (Unavailable, DataLoss, ...), annotated.
 
 #include <functional>
@@ -82,14 +101,23 @@ class CommandRunner {
   // - a rebind whose restart was journaled, with a 20053 written at or after that restart as
   //   the first verdict in the event log and the registry holding the target: succeeded (the
   //   events are the evidence);
-  // - any other rebind (snapshot taken, value written, or a restart that failed or gave no
-  //   verdict): the snapshot is restored, the HealthService restarted and its verdict collected;
-  //   failed, Aborted "the agent stopped during the rebind; restored the previous binding",
-  //   rolled_back. A snapshot of "absent" is restored as absent: the host is left as the rebind
-  //   found it.
+  // - a rebind whose snapshot was journaled but whose registry still holds the snapshot (the
+  //   value was never written, so the HealthService never saw it): failed, Aborted, nothing
+  //   restarted;
+  // - any other rebind (value written, or a restart that failed or gave no verdict, or a
+  //   registry that differs from the snapshot): the snapshot is restored, the HealthService
+  //   restarted and its verdict collected; failed, Aborted "the agent stopped during the
+  //   rebind; restored the previous binding", rolled_back. A snapshot of "absent" is restored
+  //   as absent: the host is left as the rebind found it.
+  // - an install with bind: as a rebind (it journals its snapshot before changing the stores;
+  //   before that, nothing changed: failed, Aborted); the detail also says whether the leaf is
+  //   in My with its key. An install without bind: as an import;
   // - import, repair, trust, remove: succeeded when the effect is verifiably complete on the
   //   host (the certificate imported with its key / linked / trusted / gone), else failed,
   //   Aborted "interrupted";
+  // - renew: failed, Aborted "interrupted" (its request was never returned, and the store gives
+  //   no unlinked key back to rebuild it). The key container it may have made stays, named in
+  //   the detail when it was journaled; a renew sent again generates a new key;
   // - scan: succeeded (the inventory the agent sends at every connect answers it).
   // Commands received but never started stay as they are (a re-delivery runs them).
   // Returns the first error met (the journal could not be read or written, the registry could
@@ -120,6 +148,8 @@ class CommandRunner {
   // (rolled_back). A host already bound to the certificate is rebound all the same: the
   // verified restart is idempotent and proves the binding works now. The result has the
   // snapshot's serial, the serial in force at the end and every event seen after each restart.
+  // An install with bind runs the same steps, its snapshot journaled before it puts the leaf
+  // into My.
   common::model::CommandOutcome Execute(const common::model::Command& command,
                                         const std::function<void()>& on_started)
       ABSL_LOCKS_EXCLUDED(run_mu_, mu_);

@@ -95,6 +95,9 @@ std::string EncodeResult(const model::CommandResult& result) {
       {"events", std::move(events)},
       {"detail", result.detail},
   };
+  // A renewal's request (public data: the key stays in the host's store). Absent otherwise, so
+  // that outcomes of other commands read as before.
+  if (!result.csr_pem.empty()) json["csr_pem"] = result.csr_pem;
   // Messages come from the host and may hold any bytes; replace what is not UTF-8 rather than
   // fail (dump() would otherwise throw).
   return json.dump(-1, ' ', false, Json::error_handler_t::replace);
@@ -134,6 +137,7 @@ absl::StatusOr<model::CommandResult> DecodeResult(absl::string_view text) {
       !ReadString(json, "detail", &result.detail)) {
     return corrupt;
   }
+  if (json.contains("csr_pem") && !ReadString(json, "csr_pem", &result.csr_pem)) return corrupt;
   auto problems = json.find("problems");
   auto events = json.find("events");
   if (problems == json.end() || !problems->is_array() || events == json.end() ||
@@ -387,9 +391,10 @@ absl::Status Journal::RecordSnapshot(absl::string_view id, const BindingSnapshot
   absl::MutexLock lock(&mu_);
   CF_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_), "journaling rebind ", id);
   CF_ASSIGN_OR_RETURN(JournalEntry entry, GetLocked(id));
-  if (entry.kind != model::CommandKind::kRebind) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "command ", id, " is a ", model::CommandKindName(entry.kind), " command, not a rebind"));
+  if (entry.kind != model::CommandKind::kRebind && entry.kind != model::CommandKind::kInstall) {
+    return absl::FailedPreconditionError(absl::StrCat("command ", id, " is a ",
+                                                      model::CommandKindName(entry.kind),
+                                                      " command, not a rebind or install"));
   }
   if (entry.phase != Phase::kRunning) return WrongPhase(entry, "running");
   if (entry.rebind.has_value()) {

@@ -15,8 +15,10 @@
 //
 // A command's life: received -> running -> done. The outcome is written once, with the move
 // to done, and never changes afterwards. Payloads are not journaled: a PFX, its password and
-// imported data never reach the file; only the thumbprint a command acts on (its "target") and,
-// for a rebind, the facts needed to undo it.
+// imported data never reach the file; only what a command acts on (its "target") and, for a
+// rebind or an install that binds, the facts needed to undo the binding. A renewal's outcome
+// holds its CSR (public) so that a duplicate is answered with the same request; the key it
+// generated stays in the host's store and never reaches the journal.
 //
 // Every change is one SQLite transaction (WAL, synchronous=NORMAL: a committed change survives a
 // crash of the agent; a power loss may lose the last few, which the controller's re-sending
@@ -51,7 +53,8 @@ enum class Phase {
 absl::string_view PhaseName(Phase phase);
 std::optional<Phase> PhaseFromName(absl::string_view name);
 
-// How far a rebind got, each step journaled before the next change to the host.
+// How far a rebind (or the binding step of an install with bind) got, each step journaled
+// before the next change to the host.
 enum class RebindStep {
   kSnapshotTaken,  // the binding before the change is journaled; the registry may be unchanged
   kValueWritten,   // the new ChannelCertificateSerialNumber is written; not yet restarted
@@ -84,15 +87,16 @@ struct JournalEntry {
   common::model::CommandKind kind = common::model::CommandKind::kScan;
   absl::Time deadline;
   Phase phase = Phase::kReceived;
-  // The thumbprint the command acts on, once the agent knows it (import: of the certificate
-  // being imported; repair, rebind, remove: the payload's; trust: of the first CA certificate).
-  // Empty until then.
+  // What the command acts on, once the agent knows it: a thumbprint (import, install: of the
+  // certificate being put into My; repair, rebind, remove: the payload's; trust: the
+  // comma-separated thumbprints of its CA certificates), or for renew the id of the key
+  // container it generated. Empty until then.
   std::string target;
   // Set exactly when phase == kDone.
   std::optional<common::model::CommandOutcome> outcome;
   // The controller acknowledged the outcome.
   bool reported = false;
-  // Rebinds only, from the snapshot on.
+  // Rebinds, and installs with bind, from the snapshot on.
   std::optional<RebindProgress> rebind;
 };
 
@@ -135,9 +139,10 @@ class Journal {
   absl::Status SetTarget(absl::string_view id, absl::string_view thumbprint);
 
   // Rebind step kSnapshotTaken: journals the binding before any change and what will be
-  // written. Also sets the target to `target_thumbprint`. NotFound for an unknown id;
-  // FailedPrecondition unless the command is a running rebind without a snapshot yet (a
-  // snapshot is taken once: a second one would capture the rebind's own change);
+  // written. Also sets the target to `target_thumbprint`. An install with bind records it too,
+  // before it changes the stores, so that its entry says a binding was asked for. NotFound for
+  // an unknown id; FailedPrecondition unless the command is a running rebind or install without
+  // a snapshot yet (a snapshot is taken once: a second one would capture the rebind's own change);
   // InvalidArgument when a thumbprint or serial is empty.
   absl::Status RecordSnapshot(absl::string_view id, const BindingSnapshot& snapshot,
                               absl::string_view target_thumbprint,

@@ -92,3 +92,22 @@ std::vector<std::string> KeyUsageNames(uint32_t key_usage) {
 }
 
 }  // namespace certfleet::common::model
+
+namespace certfleet::common::model {
+
+std::optional<uint32_t> KeyUsageFromNames(const std::vector<std::string>& names) {
+  uint32_t bits = 0;
+  for (const auto& n : names) {
+    bool found = false;
+    for (const auto& [bit, name] : kKeyUsageNames) {
+      if (name == n) {
+        bits |= bit;
+        found = true;
+      }
+    }
+    if (!found) return std::nullopt;
+  }
+  return bits;
+}
+
+}  // namespace certfleet::common::model

@@ -94,5 +94,7 @@ bool IsThumbprint(absl::string_view text);
 
 // Names of the key usage bits that are set, e.g. {"digitalSignature", "keyEncipherment"}.
 std::vector<std::string> KeyUsageNames(uint32_t key_usage);
+// The inverse of KeyUsageNames; nullopt when a name is unknown.
+std::optional<uint32_t> KeyUsageFromNames(const std::vector<std::string>& names);
 
 }  // namespace certfleet::common::model

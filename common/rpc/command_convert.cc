@@ -16,8 +16,12 @@ constexpr size_t kMaxText = 16 * 1024;
 google::protobuf::Timestamp Ts(absl::Time t) {
   return TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
 }
+// Peer timestamps are clamped to what Timestamp allows (years 1..9999) before conversion, so a
+// hostile value cannot overflow.
 absl::Time FromTs(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixMicros(TimeUtil::TimestampToMicroseconds(t));
+  if (t.seconds() < TimeUtil::kTimestampMinSeconds) return absl::InfinitePast();
+  if (t.seconds() > TimeUtil::kTimestampMaxSeconds) return absl::InfiniteFuture();
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos() % 1000000000);
 }
 
 absl::Status CheckThumbprint(absl::string_view t, absl::string_view kind) {
@@ -29,6 +33,36 @@ absl::Status CheckThumbprint(absl::string_view t, absl::string_view kind) {
 }
 
 }  // namespace
+
+void ToProto(const model::CertificateProfile& p, certfleet::v1::CertificateProfile* out) {
+  out->set_name(p.name);
+  out->set_key_algorithm(p.key_algorithm);
+  out->set_key_bits(p.key_bits);
+  out->set_signature_hash(p.signature_hash);
+  for (const auto& n : p.extra_dns_names) out->add_extra_dns_names(n);
+  for (const auto& n : model::KeyUsageNames(p.key_usage)) out->add_key_usage(n);
+  for (const auto& e : p.extended_key_usage) out->add_extended_key_usage(e);
+  *out->mutable_validity() =
+      TimeUtil::SecondsToDuration(absl::ToInt64Seconds(p.validity));
+  out->set_template_name(p.template_name);
+}
+
+absl::StatusOr<model::CertificateProfile> FromProto(const certfleet::v1::CertificateProfile& in) {
+  model::CertificateProfile p;
+  p.name = in.name();
+  p.key_algorithm = in.key_algorithm();
+  p.key_bits = in.key_bits();
+  p.signature_hash = in.signature_hash();
+  p.extra_dns_names.assign(in.extra_dns_names().begin(), in.extra_dns_names().end());
+  auto ku = model::KeyUsageFromNames({in.key_usage().begin(), in.key_usage().end()});
+  if (!ku) return absl::InvalidArgumentError("profile: unknown key usage name");
+  p.key_usage = *ku;
+  p.extended_key_usage.assign(in.extended_key_usage().begin(), in.extended_key_usage().end());
+  p.validity = absl::Seconds(TimeUtil::DurationToSeconds(in.validity()));
+  p.template_name = in.template_name();
+  if (absl::Status s = model::ValidateProfile(p); !s.ok()) return s;
+  return p;
+}
 
 void ToProto(const model::Command& command, certfleet::v1::Command* out) {
   out->set_id(command.id);
@@ -51,6 +85,13 @@ void ToProto(const model::Command& command, certfleet::v1::Command* out) {
           out->mutable_trust()->set_data(p.data);
         } else if constexpr (std::is_same_v<T, model::RemovePayload>) {
           out->mutable_remove()->set_thumbprint(p.thumbprint);
+        } else if constexpr (std::is_same_v<T, model::RenewPayload>) {
+          ToProto(p.profile, out->mutable_renew()->mutable_profile());
+        } else if constexpr (std::is_same_v<T, model::InstallPayload>) {
+          out->mutable_install()->set_chain_pem(p.chain_pem);
+          out->mutable_install()->set_bind(p.bind);
+          *out->mutable_install()->mutable_verify_timeout() =
+              TimeUtil::MillisecondsToDuration(absl::ToInt64Milliseconds(p.verify_timeout));
         }
       },
       command.payload);
@@ -105,6 +146,27 @@ absl::StatusOr<model::Command> FromProto(const certfleet::v1::Command& in) {
       c.payload = model::RemovePayload{absl::AsciiStrToUpper(in.remove().thumbprint())};
       break;
     }
+    case certfleet::v1::Command::kRenew: {
+      auto profile = FromProto(in.renew().profile());
+      if (!profile.ok()) return profile.status();
+      c.payload = model::RenewPayload{std::move(*profile)};
+      break;
+    }
+    case certfleet::v1::Command::kInstall: {
+      if (in.install().chain_pem().empty() || in.install().chain_pem().size() > kMaxData) {
+        return absl::InvalidArgumentError("install command: chain must be 1 byte to 1 MiB");
+      }
+      absl::Duration timeout = absl::Seconds(60);
+      if (in.install().has_verify_timeout()) {
+        timeout = absl::Milliseconds(
+            TimeUtil::DurationToMilliseconds(in.install().verify_timeout()));
+      }
+      if (timeout < absl::Seconds(1) || timeout > absl::Hours(1)) {
+        return absl::InvalidArgumentError("install command: verify timeout must be 1s to 1h");
+      }
+      c.payload = model::InstallPayload{in.install().chain_pem(), in.install().bind(), timeout};
+      break;
+    }
     case certfleet::v1::Command::PAYLOAD_NOT_SET:
       return absl::InvalidArgumentError("command: no payload");
   }
@@ -125,6 +187,7 @@ void ToProto(const model::CommandResult& r, certfleet::v1::CommandResult* out) {
     ev->set_message(e.message);
   }
   out->set_detail(r.detail);
+  out->set_csr_pem(r.csr_pem);
 }
 
 model::CommandResult FromProto(const certfleet::v1::CommandResult& in) {
@@ -140,6 +203,7 @@ model::CommandResult FromProto(const certfleet::v1::CommandResult& in) {
                                           e.message().substr(0, kMaxText)});
   }
   r.detail = in.detail().substr(0, kMaxText);
+  r.csr_pem = in.csr_pem().substr(0, 64 * 1024);
   return r;
 }
 

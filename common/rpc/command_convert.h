@@ -8,8 +8,13 @@
 #include "certfleet/v1/agent.pb.h"
 #include "certfleet/v1/types.pb.h"
 #include "common/model/command.h"
+#include "common/model/profile.h"
 
 namespace certfleet::common::rpc {
+
+// FromProto validates the profile with model::ValidateProfile.
+void ToProto(const model::CertificateProfile& profile, certfleet::v1::CertificateProfile* out);
+absl::StatusOr<model::CertificateProfile> FromProto(const certfleet::v1::CertificateProfile& in);
 
 void ToProto(const model::Command& command, certfleet::v1::Command* out);
 absl::StatusOr<model::Command> FromProto(const certfleet::v1::Command& command);

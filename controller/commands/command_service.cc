@@ -41,6 +41,15 @@ absl::Status Validate(common::model::CommandPayload& payload) {
       return absl::InvalidArgumentError("rebind: --verify-timeout must be 1s to 1h");
     }
     return thumb(p->thumbprint, "rebind");
+  } else if (auto* p = std::get_if<common::model::RenewPayload>(&payload)) {
+    return common::model::ValidateProfile(p->profile);
+  } else if (auto* p = std::get_if<common::model::InstallPayload>(&payload)) {
+    if (p->chain_pem.empty() || p->chain_pem.size() > kMaxData) {
+      return absl::InvalidArgumentError("install: the chain must be 1 byte to 1 MiB");
+    }
+    if (p->verify_timeout < absl::Seconds(1) || p->verify_timeout > absl::Hours(1)) {
+      return absl::InvalidArgumentError("install: verify timeout must be 1s to 1h");
+    }
   }
   return absl::OkStatus();
 }
@@ -81,12 +90,20 @@ absl::StatusOr<store::CommandRecord> CommandService::Create(const CreateRequest&
   CF_RETURN_IF_ERROR(Validate(record.command.payload));
   CF_ASSIGN_OR_RETURN(record.command.agent_id, ResolveAgent(request.agent));
   const absl::Time now = clock_.Now();
-  record.command.id = absl::StrCat(
-      "cmd-", absl::AsciiStrToLower(common::crypto::HexUpper(common::crypto::RandomBytes(12))));
+  record.command.id =
+      request.id.empty()
+          ? absl::StrCat("cmd-", absl::AsciiStrToLower(
+                                     common::crypto::HexUpper(common::crypto::RandomBytes(12))))
+          : request.id;
   record.command.deadline = now + request.timeout;
   record.created_by = request.created_by;
   record.created_at = now;
-  CF_RETURN_IF_ERROR(store_.CreateCommand(record), "storing the command");
+  if (absl::Status s = store_.CreateCommand(record); !s.ok()) {
+    if (s.code() == absl::StatusCode::kAlreadyExists && !request.id.empty()) {
+      return store_.GetCommand(request.id);  // created before a crash: the same command
+    }
+    return common::Annotate(s, "storing the command");
+  }
   common::LogInfo("command ", record.command.id, " (",
                   common::model::CommandKindName(common::model::KindOf(record.command.payload)),
                   ") for agent ", record.command.agent_id, " created by ", request.created_by);
@@ -112,6 +129,7 @@ absl::StatusOr<std::vector<store::CommandRecord>> CommandService::List(
 
 absl::StatusOr<store::CommandRecord> CommandService::Cancel(absl::string_view id) {
   CF_ASSIGN_OR_RETURN(store::CommandRecord record, store_.CancelCommand(id, clock_.Now()));
+  NotifyFinal(record);
   if (!common::model::IsFinal(record.state)) {
     if (auto channel = fleet_.ChannelOf(record.command.agent_id)) {
       channel->SendCancel(record.command.id);
@@ -156,11 +174,15 @@ absl::Status CommandService::OnCommandDone(absl::string_view agent_id, absl::str
         absl::StrCat("command ", id, " does not belong to agent ", agent_id));
   }
   if (record.ok()) {
+    const bool was_final = common::model::IsFinal(record->state);
     CF_ASSIGN_OR_RETURN(store::CommandRecord stored,
                         store_.FinishCommand(id, outcome, clock_.Now()));
-    common::LogInfo("command ", id, " on agent ", agent_id, ": ",
-                    common::model::CommandStateName(stored.state),
-                    outcome.error.empty() ? "" : absl::StrCat(" (", outcome.error, ")"));
+    if (!was_final) {
+      common::LogInfo("command ", id, " on agent ", agent_id, ": ",
+                      common::model::CommandStateName(stored.state),
+                      outcome.error.empty() ? "" : absl::StrCat(" (", outcome.error, ")"));
+      NotifyFinal(stored);
+    }
   } else if (record.status().code() != absl::StatusCode::kNotFound) {
     return record.status();
   }
@@ -174,6 +196,7 @@ absl::StatusOr<size_t> CommandService::ExpireDue() {
   for (const auto& r : expired) {
     common::LogInfo("command ", r.command.id, " for agent ", r.command.agent_id,
                     " expired before it finished");
+    NotifyFinal(r);
   }
   return expired.size();
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,6 +16,10 @@
 namespace certfleet::controller::commands {
 
 struct CreateRequest {
+  // Empty: the service picks a random id. Set by automatic work (a renewal job) so that
+  // creating the same step twice after a crash yields one command (AlreadyExists -> the stored
+  // one is returned).
+  std::string id;
   std::string agent;  // agent id or FQDN
   common::model::CommandPayload payload;
   absl::Duration timeout = absl::Hours(1);  // deadline = now + timeout
@@ -59,13 +64,23 @@ class CommandService {
   // Expires what is past its deadline. Returns how many commands expired.
   absl::StatusOr<size_t> ExpireDue();
 
+  // Called (on the calling thread, after the store was updated) each time a command becomes
+  // final: finished by its agent, cancelled or expired. Set once, before serving.
+  using FinalListener = std::function<void(const store::CommandRecord& record)>;
+  void SetFinalListener(FinalListener listener) { final_listener_ = std::move(listener); }
+
  private:
   absl::StatusOr<std::string> ResolveAgent(absl::string_view agent);
   void Send(const store::CommandRecord& record, fleet::AgentChannel& channel);
 
+  void NotifyFinal(const store::CommandRecord& record) {
+    if (final_listener_ && common::model::IsFinal(record.state)) final_listener_(record);
+  }
+
   store::Store& store_;
   fleet::Fleet& fleet_;
   common::Clock& clock_;
+  FinalListener final_listener_;
 };
 
 }  // namespace certfleet::controller::commands

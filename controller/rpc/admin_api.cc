@@ -186,4 +186,131 @@ grpc::ServerUnaryReactor* AdminApiService::CancelCommand(
              });
 }
 
+grpc::ServerUnaryReactor* AdminApiService::StartRenewal(
+    grpc::CallbackServerContext* context, const certfleet::v1::StartRenewalRequest* request,
+    certfleet::v1::RenewalInfo* response) {
+  return Run(context, executor_, Role::kOperator, "StartRenewal",
+             [this, request, response](const PeerIdentity& who) -> absl::Status {
+               renewal::StartRequest req;
+               req.agent = request->agent();
+               req.profile = request->profile();
+               req.issuer = request->issuer();
+               req.bind = !request->no_bind();
+               req.created_by = who.name;
+               auto r = renewals_.Start(req);
+               if (!r.ok()) return r.status();
+               ToProto(*r, response);
+               return absl::OkStatus();
+             });
+}
+
+grpc::ServerUnaryReactor* AdminApiService::GetRenewal(
+    grpc::CallbackServerContext* context, const certfleet::v1::GetRenewalRequest* request,
+    certfleet::v1::RenewalInfo* response) {
+  return Run(context, executor_, Role::kViewer, "GetRenewal",
+             [this, request, response](const PeerIdentity&) -> absl::Status {
+               auto r = renewals_.Get(request->id());
+               if (!r.ok()) {
+                 if (r.status().code() == absl::StatusCode::kNotFound) {
+                   return absl::NotFoundError(
+                       absl::StrCat("no renewal '", request->id().substr(0, 128), "'"));
+                 }
+                 return r.status();
+               }
+               ToProto(*r, response);
+               return absl::OkStatus();
+             });
+}
+
+grpc::ServerUnaryReactor* AdminApiService::ListRenewals(
+    grpc::CallbackServerContext* context, const certfleet::v1::ListRenewalsRequest* request,
+    certfleet::v1::ListRenewalsResponse* response) {
+  return Run(context, executor_, Role::kViewer, "ListRenewals",
+             [this, request, response](const PeerIdentity&) -> absl::Status {
+               store::RenewalFilter filter;
+               if (!request->state().empty()) {
+                 filter.state = common::model::RenewalStateFromName(request->state());
+                 if (!filter.state) {
+                   return absl::InvalidArgumentError(absl::StrCat(
+                       "'", request->state().substr(0, 32), "' is not a renewal state"));
+                 }
+               }
+               filter.active_only = request->active_only();
+               if (request->limit() > 0) filter.limit = static_cast<size_t>(request->limit());
+               auto rows = renewals_.List(request->agent(), filter);
+               if (!rows.ok()) return rows.status();
+               for (const auto& r : *rows) ToProto(r, response->add_renewals());
+               return absl::OkStatus();
+             });
+}
+
+grpc::ServerUnaryReactor* AdminApiService::ListApprovalRequests(
+    grpc::CallbackServerContext* context,
+    const certfleet::v1::ListApprovalRequestsRequest* request,
+    certfleet::v1::ListApprovalRequestsResponse* response) {
+  return Run(context, executor_, Role::kViewer, "ListApprovalRequests",
+             [this, request, response](const PeerIdentity&) -> absl::Status {
+               std::optional<common::model::ApprovalState> state;
+               if (!request->state().empty()) {
+                 state = common::model::ApprovalStateFromName(request->state());
+                 if (!state) {
+                   return absl::InvalidArgumentError(
+                       absl::StrCat("'", request->state().substr(0, 32),
+                                    "' is not a request state (pending, approved, denied, "
+                                    "fulfilled)"));
+                 }
+               }
+               auto rows = approvals_.List(state);
+               if (!rows.ok()) return rows.status();
+               for (const auto& r : *rows) ToProto(r, response->add_requests());
+               return absl::OkStatus();
+             });
+}
+
+grpc::ServerUnaryReactor* AdminApiService::GetApprovalRequest(
+    grpc::CallbackServerContext* context, const certfleet::v1::GetApprovalRequestRequest* request,
+    certfleet::v1::ApprovalRequestInfo* response) {
+  return Run(context, executor_, Role::kViewer, "GetApprovalRequest",
+             [this, request, response](const PeerIdentity&) -> absl::Status {
+               auto r = approvals_.Get(request->id());
+               if (!r.ok()) return r.status();
+               ToProto(*r, response);
+               return absl::OkStatus();
+             });
+}
+
+grpc::ServerUnaryReactor* AdminApiService::DecideApprovalRequest(
+    grpc::CallbackServerContext* context,
+    const certfleet::v1::DecideApprovalRequestRequest* request,
+    certfleet::v1::ApprovalRequestInfo* response) {
+  return Run(context, executor_, Role::kAdmin, "DecideApprovalRequest",
+             [this, request, response](const PeerIdentity& who) -> absl::Status {
+               auto r = request->approve()
+                            ? approvals_.Approve(request->id(), who.name)
+                            : approvals_.Deny(request->id(), who.name, request->reason());
+               if (!r.ok()) return r.status();
+               common::LogInfo("officer ", who.name, request->approve() ? " approved" : " denied",
+                               " request ", r->id, " for ", r->fqdn);
+               renewals_.Nudge(r->renewal_id);
+               ToProto(*r, response);
+               return absl::OkStatus();
+             });
+}
+
+grpc::ServerUnaryReactor* AdminApiService::FulfillApprovalRequest(
+    grpc::CallbackServerContext* context,
+    const certfleet::v1::FulfillApprovalRequestRequest* request,
+    certfleet::v1::ApprovalRequestInfo* response) {
+  return Run(context, executor_, Role::kAdmin, "FulfillApprovalRequest",
+             [this, request, response](const PeerIdentity& who) -> absl::Status {
+               auto r = approvals_.Fulfill(request->id(), who.name, request->chain_pem());
+               if (!r.ok()) return r.status();
+               common::LogInfo("officer ", who.name, " fulfilled request ", r->id, " for ",
+                               r->fqdn);
+               renewals_.Nudge(r->renewal_id);
+               ToProto(*r, response);
+               return absl::OkStatus();
+             });
+}
+
 }  // namespace certfleet::controller::rpc

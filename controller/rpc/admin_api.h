@@ -3,7 +3,9 @@
 #include "certfleet/v1/admin.grpc.pb.h"
 #include "common/executor/executor.h"
 #include "controller/admin/admin_service.h"
+#include "controller/ca/manual/approval_queue.h"
 #include "controller/commands/command_service.h"
+#include "controller/renewal/renewal_service.h"
 
 namespace certfleet::controller::rpc {
 
@@ -12,8 +14,13 @@ namespace certfleet::controller::rpc {
 class AdminApiService final : public certfleet::v1::Admin::CallbackService {
  public:
   AdminApiService(admin::AdminService& service, commands::CommandService& commands,
+                  renewal::RenewalService& renewals, ca::ApprovalQueue& approvals,
                   common::Executor& executor)
-      : service_(service), commands_(commands), executor_(executor) {}
+      : service_(service),
+        commands_(commands),
+        renewals_(renewals),
+        approvals_(approvals),
+        executor_(executor) {}
 
   grpc::ServerUnaryReactor* CreateJoinToken(
       grpc::CallbackServerContext* context, const certfleet::v1::CreateJoinTokenRequest* request,
@@ -36,6 +43,31 @@ class AdminApiService final : public certfleet::v1::Admin::CallbackService {
   grpc::ServerUnaryReactor* CancelCommand(grpc::CallbackServerContext* context,
                                           const certfleet::v1::CancelCommandRequest* request,
                                           certfleet::v1::CommandInfo* response) override;
+  grpc::ServerUnaryReactor* StartRenewal(grpc::CallbackServerContext* context,
+                                         const certfleet::v1::StartRenewalRequest* request,
+                                         certfleet::v1::RenewalInfo* response) override;
+  grpc::ServerUnaryReactor* GetRenewal(grpc::CallbackServerContext* context,
+                                       const certfleet::v1::GetRenewalRequest* request,
+                                       certfleet::v1::RenewalInfo* response) override;
+  grpc::ServerUnaryReactor* ListRenewals(grpc::CallbackServerContext* context,
+                                         const certfleet::v1::ListRenewalsRequest* request,
+                                         certfleet::v1::ListRenewalsResponse* response) override;
+  grpc::ServerUnaryReactor* ListApprovalRequests(
+      grpc::CallbackServerContext* context,
+      const certfleet::v1::ListApprovalRequestsRequest* request,
+      certfleet::v1::ListApprovalRequestsResponse* response) override;
+  grpc::ServerUnaryReactor* GetApprovalRequest(
+      grpc::CallbackServerContext* context,
+      const certfleet::v1::GetApprovalRequestRequest* request,
+      certfleet::v1::ApprovalRequestInfo* response) override;
+  grpc::ServerUnaryReactor* DecideApprovalRequest(
+      grpc::CallbackServerContext* context,
+      const certfleet::v1::DecideApprovalRequestRequest* request,
+      certfleet::v1::ApprovalRequestInfo* response) override;
+  grpc::ServerUnaryReactor* FulfillApprovalRequest(
+      grpc::CallbackServerContext* context,
+      const certfleet::v1::FulfillApprovalRequestRequest* request,
+      certfleet::v1::ApprovalRequestInfo* response) override;
 
  private:
   // Fills `out` from `record`, with the agent's FQDN.
@@ -43,6 +75,8 @@ class AdminApiService final : public certfleet::v1::Admin::CallbackService {
 
   admin::AdminService& service_;
   commands::CommandService& commands_;
+  renewal::RenewalService& renewals_;
+  ca::ApprovalQueue& approvals_;
   common::Executor& executor_;
 };
 

@@ -107,6 +107,55 @@ void ToProto(const admin::CertificateView& view, certfleet::v1::CertificateRow* 
   for (const auto& d : c.drift) hc->add_drift(d);
 }
 
+void ToProto(const store::RenewalRecord& r, certfleet::v1::RenewalInfo* out) {
+  out->set_id(r.id);
+  out->set_agent_id(r.agent_id);
+  out->set_fqdn(r.fqdn);
+  out->set_profile(r.profile.name);
+  out->set_issuer(r.issuer);
+  out->set_bind(r.bind);
+  out->set_state(std::string(common::model::RenewalStateName(r.state)));
+  for (const auto& step : r.steps) {
+    auto* s = out->add_steps();
+    s->set_state(std::string(common::model::RenewalStateName(step.state)));
+    *s->mutable_at() = ToTimestamp(step.at);
+    s->set_note(step.note);
+  }
+  out->set_serial(r.serial);
+  out->set_thumbprint(r.thumbprint);
+  if (!r.chain_pem.empty()) {
+    // The leaf: the first PEM block of the chain.
+    size_t end = r.chain_pem.find("-----END CERTIFICATE-----");
+    if (end != std::string::npos) {
+      out->set_certificate_pem(r.chain_pem.substr(0, end + 25) + "\n");
+    }
+  }
+  out->set_failure_reason(r.failure_reason);
+  if (r.evidence) common::rpc::ToProto(*r.evidence, out->mutable_evidence());
+  out->set_approval_request_id(r.approval_request_id);
+  out->set_created_by(r.created_by);
+  *out->mutable_created_at() = ToTimestamp(r.created_at);
+  *out->mutable_updated_at() = ToTimestamp(r.updated_at);
+  for (const auto* id : {&r.renew_command_id, &r.install_command_id, &r.bind_command_id}) {
+    if (!id->empty()) out->add_commands(*id);
+  }
+}
+
+void ToProto(const store::ApprovalRequestRecord& r, certfleet::v1::ApprovalRequestInfo* out) {
+  out->set_id(r.id);
+  out->set_issuer(r.issuer);
+  out->set_renewal_id(r.renewal_id);
+  out->set_agent_id(r.agent_id);
+  out->set_fqdn(r.fqdn);
+  out->set_profile(r.profile_name);
+  out->set_state(std::string(common::model::ApprovalStateName(r.state)));
+  out->set_decided_by(r.decided_by);
+  out->set_reason(r.reason);
+  out->set_csr_pem(r.csr_pem);
+  *out->mutable_created_at() = ToTimestamp(r.created_at);
+  if (r.decided_at) *out->mutable_decided_at() = ToTimestamp(*r.decided_at);
+}
+
 void ToProto(const store::CommandRecord& r, absl::string_view fqdn,
              certfleet::v1::CommandInfo* out) {
   using common::model::CommandKindName;

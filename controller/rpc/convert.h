@@ -18,6 +18,9 @@ absl::StatusOr<fleet::InventoryReport> FromProto(const certfleet::v1::Inventory&
 
 void ToProto(const admin::AgentView& view, certfleet::v1::Agent* out);
 void ToProto(const admin::CertificateView& view, certfleet::v1::CertificateRow* out);
+void ToProto(const store::RenewalRecord& record, certfleet::v1::RenewalInfo* out);
+void ToProto(const store::ApprovalRequestRecord& record, certfleet::v1::ApprovalRequestInfo* out);
+
 // Never copies an import's data or password.
 void ToProto(const store::CommandRecord& record, absl::string_view fqdn,
              certfleet::v1::CommandInfo* out);

@@ -6,6 +6,7 @@
 #include "tools/certfleetctl/admin_commands.h"
 #include "tools/certfleetctl/command_commands.h"
 #include "tools/certfleetctl/inspect_command.h"
+#include "tools/certfleetctl/renewal_commands.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"certfleetctl: keep SCOM certificates valid across a fleet", "certfleetctl"};
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   certfleet::ctl::RegisterInspectCommand(app, &exit_code);
   certfleet::ctl::RegisterAdminCommands(app, &exit_code);
   certfleet::ctl::RegisterCommandCommands(app, &exit_code);
+  certfleet::ctl::RegisterRenewalCommands(app, &exit_code);
 
   // CLI11 reports parse errors by exception; this is the one place they are caught. Bad usage
   // exits 2 after CLI11 printed the error and the usage; --help and --version exit 0.

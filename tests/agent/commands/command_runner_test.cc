@@ -4,6 +4,8 @@
 
 #include "agent/commands/command_runner.h"
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -19,16 +21,21 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "agent/journal/journal.h"
 #include "agent/platform/health_service_emulator.h"
 #include "agent/platform/host_platform.h"
+#include "agent/platform/lab/lab_host_platform.h"
+#include "common/crypto/csr.h"
 #include "common/crypto/describe.h"
 #include "common/crypto/encoding.h"
+#include "common/crypto/keys.h"
 #include "common/crypto/parse.h"
 #include "common/model/certificate.h"
 #include "common/model/command.h"
+#include "common/model/profile.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/agent/platform/test_hosts.h"
@@ -301,10 +308,12 @@ class RunnerFixture {
 
   // Leaves the journal as an agent that crashed in rebind `id` of `target` would have: started,
   // with the snapshot of the current registry, and at `step` (nullopt: before the snapshot).
+  // `kind` kInstall: an install with bind, at the same steps.
   void CrashedRebind(absl::string_view id, const TestCert& target,
                      std::optional<journal::RebindStep> step,
-                     std::optional<absl::Time> restart_time = std::nullopt) {
-    ASSERT_TRUE(journal_->Receive(id, model::CommandKind::kRebind, Now() + absl::Hours(1)).ok());
+                     std::optional<absl::Time> restart_time = std::nullopt,
+                     model::CommandKind kind = model::CommandKind::kRebind) {
+    ASSERT_TRUE(journal_->Receive(id, kind, Now() + absl::Hours(1)).ok());
     ASSERT_TRUE(journal_->MarkRunning(id).ok());
     if (!step.has_value()) return;
     auto settings = platform().Binding().Read();
@@ -319,6 +328,54 @@ class RunnerFixture {
     ASSERT_TRUE(journal_->RecordValueWritten(id).ok());
     if (*step == journal::RebindStep::kValueWritten) return;
     ASSERT_TRUE(journal_->RecordRestarted(id, restart_time.value_or(clock_.Now())).ok());
+  }
+
+  // The "scom" profile with a second DNS name, an AD CS template and SHA-384.
+  static model::CertificateProfile Profile() {
+    model::CertificateProfile profile = model::ScomProfile();
+    profile.extra_dns_names = {"scom-gw.example.com"};
+    profile.template_name = "SCOMCert";
+    profile.signature_hash = "SHA384";
+    return profile;
+  }
+
+  model::CommandOutcome Renew(absl::string_view id,
+                              const model::CertificateProfile& profile = Profile()) {
+    return Execute(MakeCommand(id, model::RenewPayload{profile}));
+  }
+
+  // The certificate `pki` issues for the request of a renew: a SCOM leaf for `fqdn` with the
+  // request's public key. The TestCert holds no private key.
+  static TestCert IssueFor(const model::CommandOutcome& renewed, const TestPki& pki,
+                           absl::string_view fqdn = kFqdn) {
+    auto csr = crypto::CsrFromPem(renewed.result.csr_pem);
+    EXPECT_TRUE(csr.ok()) << csr.status();
+    if (!csr.ok()) return {};
+    crypto::EvpPkeyPtr public_key = crypto::CsrPublicKey(csr->get());
+    return pki.Issue(pki.ScomLeafSpec(fqdn), public_key.get());
+  }
+
+  // The leaf, the issuing CA and the root of `pki`, as an issuer returns them.
+  static std::string ChainOf(const TestCert& leaf, const TestPki& pki) {
+    return absl::StrCat(leaf.cert_pem, pki.ChainPem());
+  }
+
+  model::CommandOutcome Install(absl::string_view id, std::string chain_pem, bool bind) {
+    model::InstallPayload payload;
+    payload.chain_pem = std::move(chain_pem);
+    payload.bind = bind;
+    return Execute(MakeCommand(id, payload));
+  }
+
+  // The private key linked to `cert` in My, PEM ("" when none).
+  std::string LinkedKeyPem(const TestCert& cert) {
+    for (const StoredCertificate& entry : Entries(StoreName::kMy, cert)) {
+      if (!entry.has_private_key) continue;
+      auto pem = platform().Certificates().LinkedPrivateKeyPem(entry.id);
+      EXPECT_TRUE(pem.ok()) << pem.status();
+      if (pem.ok()) return *pem;
+    }
+    return "";
   }
 
   model::CommandOutcome JournaledOutcome(absl::string_view id) {
@@ -1061,6 +1118,423 @@ TEST_P(CommandRunnerTest, ExecuteOfACommandACrashLeftRunningSettlesItFirst) {
   EXPECT_EQ(outcome.code, absl::StatusCode::kAborted);
   EXPECT_EQ(RegistrySerial(), SerialOf(old_));
   EXPECT_EQ(started_, 0);
+}
+
+// --- renew ---
+
+TEST_P(CommandRunnerTest, RenewGeneratesAKeyOnTheHostAndReturnsARequestWithTheProfilesFields) {
+  model::CommandOutcome outcome = Renew("w1");
+
+  ASSERT_EQ(outcome.state, model::CommandState::kSucceeded) << outcome.error;
+  EXPECT_EQ(started_, 1);
+  auto csr = crypto::CsrFromPem(outcome.result.csr_pem);
+  ASSERT_TRUE(csr.ok()) << csr.status();
+  auto info = crypto::InspectCsr(csr->get());
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->subject_cn, kFqdn);
+  EXPECT_THAT(info->dns_names, ElementsAre(kFqdn, "scom-gw.example.com"));
+  EXPECT_EQ(info->key_algorithm, "RSA");
+  EXPECT_EQ(info->key_bits, 2048);
+  EXPECT_EQ(info->signature_digest, "SHA384");
+  EXPECT_EQ(info->key_usage, model::kDigitalSignature | model::kKeyEncipherment);
+  EXPECT_TRUE(info->key_usage_critical);
+  EXPECT_THAT(info->extended_key_usage, ElementsAre(model::kServerAuthOid, model::kClientAuthOid));
+  EXPECT_EQ(info->template_name, "SCOMCert");
+
+  // The key is in a new key container of the host, and only there.
+  auto containers = platform().Certificates().ListKeyContainers();
+  ASSERT_TRUE(containers.ok()) << containers.status();
+  ASSERT_EQ(containers->size(), 1u);
+  crypto::EvpPkeyPtr requested = crypto::CsrPublicKey(csr->get());
+  EXPECT_EQ((*containers)[0].public_key_der, crypto::PublicKeyDer(requested.get()));
+  EXPECT_THAT(outcome.result.detail, HasSubstr((*containers)[0].id));
+  EXPECT_THAT(outcome.result.detail, HasSubstr("RSA-2048"));
+  EXPECT_EQ(StoreSize(StoreName::kMy), 0u);
+  EXPECT_THAT(outcome.result.csr_pem, Not(HasSubstr("PRIVATE KEY")));
+  EXPECT_THAT(outcome.result.detail, Not(HasSubstr("PRIVATE KEY")));
+  if (auto* lab = dynamic_cast<platform::LabHostPlatform*>(&platform())) {
+    struct stat st {};
+    const std::string path = absl::StrCat(lab->root(), "/MachineKeys/", (*containers)[0].id);
+    ASSERT_EQ(::stat(path.c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & 0777, 0600u);
+  }
+}
+
+TEST_P(CommandRunnerTest, RenewDropsARepeatedFqdnAmongTheExtraNames) {
+  model::CertificateProfile profile = model::ScomProfile();
+  profile.extra_dns_names = {"HOST1.example.com", "alias.example.com", "alias.example.com"};
+  model::CommandOutcome outcome = Renew("w1", profile);
+  ASSERT_EQ(outcome.state, model::CommandState::kSucceeded) << outcome.error;
+  auto csr = crypto::CsrFromPem(outcome.result.csr_pem);
+  ASSERT_TRUE(csr.ok());
+  auto info = crypto::InspectCsr(csr->get());
+  ASSERT_TRUE(info.ok());
+  EXPECT_THAT(info->dns_names, ElementsAre(kFqdn, "alias.example.com"));
+  EXPECT_EQ(info->signature_digest, "SHA256");
+  EXPECT_EQ(info->template_name, "");
+  EXPECT_THAT(info->extension_oids, Not(Contains(crypto::kTemplateNameExtensionOid)));
+}
+
+TEST_P(CommandRunnerTest, RenewWithAnInvalidProfileIsInvalidArgumentAndMakesNoKey) {
+  model::CertificateProfile weak = Profile();
+  weak.key_bits = 1024;
+  model::CertificateProfile sha1 = Profile();
+  sha1.signature_hash = "SHA1";
+  model::CertificateProfile no_client_auth = Profile();
+  no_client_auth.extended_key_usage = {std::string(model::kServerAuthOid)};
+  int n = 0;
+  for (const model::CertificateProfile& profile : {weak, sha1, no_client_auth}) {
+    model::CommandOutcome outcome = Renew(absl::StrCat("w", n++), profile);
+    EXPECT_EQ(outcome.state, model::CommandState::kFailed);
+    EXPECT_EQ(outcome.code, absl::StatusCode::kInvalidArgument) << outcome.error;
+    EXPECT_THAT(outcome.error, HasSubstr("profile 'scom'"));
+    EXPECT_EQ(outcome.result.csr_pem, "");
+  }
+  EXPECT_EQ(KeyContainerCount(), 0u);
+}
+
+TEST_P(CommandRunnerTest, ADuplicateRenewIsAnsweredWithTheSameRequestAndNoSecondKey) {
+  model::CommandOutcome first = Renew("w1");
+  ASSERT_EQ(first.state, model::CommandState::kSucceeded) << first.error;
+
+  model::CommandOutcome again = Renew("w1");
+  OpenJournal();  // and after an agent restart
+  model::CommandOutcome after_restart = Renew("w1");
+
+  EXPECT_EQ(again.result.csr_pem, first.result.csr_pem);
+  EXPECT_EQ(after_restart.result.csr_pem, first.result.csr_pem);
+  EXPECT_EQ(after_restart.result.detail, first.result.detail);
+  EXPECT_EQ(started_, 1);
+  EXPECT_EQ(KeyContainerCount(), 1u);
+
+  model::CommandOutcome second = Renew("w2");
+  ASSERT_EQ(second.state, model::CommandState::kSucceeded) << second.error;
+  EXPECT_NE(second.result.csr_pem, first.result.csr_pem);
+  EXPECT_EQ(KeyContainerCount(), 2u);
+}
+
+// --- install ---
+
+TEST_P(CommandRunnerTest, InstallLinksTheRenewedKeyAndPutsTheIntermediateIntoCa) {
+  Add(StoreName::kRoot, pki_.root(), false);
+  const std::optional<std::string> binding = RegistrySerial();
+  model::CommandOutcome renewed = Renew("w1");
+  ASSERT_EQ(renewed.state, model::CommandState::kSucceeded) << renewed.error;
+  TestCert leaf = IssueFor(renewed, pki_);
+
+  model::CommandOutcome outcome = Install("n1", ChainOf(leaf, pki_), /*bind=*/false);
+
+  ASSERT_EQ(outcome.state, model::CommandState::kSucceeded) << outcome.error;
+  EXPECT_EQ(outcome.result.thumbprint, ThumbprintOf(leaf));
+  EXPECT_THAT(outcome.result.problems, IsEmpty());
+  EXPECT_TRUE(InMyWithKey(leaf));
+  EXPECT_EQ(KeyContainerCount(), 0u) << "the renewed key is now linked";
+  EXPECT_TRUE(InStore(StoreName::kCa, pki_.issuing()));
+  EXPECT_EQ(StoreSize(StoreName::kRoot), 1u) << "roots are never trusted implicitly";
+  EXPECT_THAT(outcome.result.detail, HasSubstr("installed"));
+  EXPECT_THAT(outcome.result.detail, HasSubstr("not trusted"));
+  EXPECT_EQ(RegistrySerial(), binding) << "no bind asked for";
+  EXPECT_THAT(outcome.result.events, IsEmpty());
+
+  // The key that signed the request is the one linked, and it is nowhere in the journal or in
+  // any outcome.
+  const std::string key_pem = LinkedKeyPem(leaf);
+  ASSERT_FALSE(key_pem.empty());
+  auto key = crypto::PrivateKeyFromPem(key_pem);
+  ASSERT_TRUE(key.ok());
+  EXPECT_TRUE(crypto::KeyMatchesCertificate(key->get(), leaf.cert.get()));
+  std::vector<std::string> lines = absl::StrSplit(key_pem, '\n');
+  ASSERT_GT(lines.size(), 10u);
+  const std::string bytes = JournalBytes();
+  for (const std::string& line : {lines[3], lines[lines.size() / 2], lines[lines.size() - 4]}) {
+    EXPECT_FALSE(absl::StrContains(bytes, line));
+    for (const model::CommandOutcome& o : {renewed, outcome}) {
+      EXPECT_FALSE(absl::StrContains(o.result.csr_pem, line));
+      EXPECT_FALSE(absl::StrContains(o.result.detail, line));
+    }
+  }
+  EXPECT_FALSE(absl::StrContains(bytes, "PRIVATE KEY"));
+  EXPECT_TRUE(absl::StrContains(bytes, "CERTIFICATE REQUEST")) << "the request is journaled";
+}
+
+TEST_P(CommandRunnerTest, InstallWithBindRebindsToTheIssuedCertificateWithEvidence) {
+  BindOld();
+  model::CommandOutcome renewed = Renew("w1");
+  ASSERT_EQ(renewed.state, model::CommandState::kSucceeded) << renewed.error;
+  TestCert leaf = IssueFor(renewed, pki_);
+
+  model::CommandOutcome outcome = Install("n1", ChainOf(leaf, pki_), /*bind=*/true);
+
+  ASSERT_EQ(outcome.state, model::CommandState::kSucceeded) << outcome.error;
+  EXPECT_FALSE(outcome.result.rolled_back);
+  EXPECT_EQ(RegistrySerial(), SerialOf(leaf));
+  EXPECT_EQ(RegistryHash(), ThumbprintOf(leaf));
+  EXPECT_EQ(outcome.result.previous_channel_serial, SerialOf(old_));
+  EXPECT_EQ(outcome.result.channel_serial, SerialOf(leaf));
+  ASSERT_THAT(IdsOf(outcome.result.events), ElementsAre(platform::kEventCertificateLoaded));
+  EXPECT_THAT(outcome.result.events[0].message, HasSubstr(ThumbprintOf(leaf)));
+  EXPECT_THAT(outcome.result.problems, IsEmpty());
+  EXPECT_THAT(outcome.result.detail, HasSubstr("installed"));
+  EXPECT_THAT(outcome.result.detail, HasSubstr("event 20053"));
+  EXPECT_TRUE(InMyWithKey(leaf));
+  EXPECT_TRUE(InMyWithKey(old_)) << "the previous certificate stays";
+  EXPECT_EQ(JournaledOutcome("n1").state, model::CommandState::kSucceeded);
+}
+
+TEST_P(CommandRunnerTest, InstallWithBindRollsBackWhenTheHostDoesNotTrustTheIssuer) {
+  BindOld();
+  TestPki other = TestPki::Create(Now(), "Untrusted CA");
+  model::CommandOutcome renewed = Renew("w1");
+  ASSERT_EQ(renewed.state, model::CommandState::kSucceeded) << renewed.error;
+  TestCert leaf = IssueFor(renewed, other);
+
+  model::CommandOutcome outcome = Install("n1", ChainOf(leaf, other), /*bind=*/true);
+
+  EXPECT_EQ(outcome.state, model::CommandState::kFailed);
+  EXPECT_EQ(outcome.code, absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(outcome.error, HasSubstr("event 20072"));
+  EXPECT_THAT(outcome.error, HasSubstr("the previous binding was restored"));
+  EXPECT_TRUE(outcome.result.rolled_back);
+  EXPECT_EQ(RegistrySerial(), SerialOf(old_));
+  EXPECT_EQ(RegistryHash(), ThumbprintOf(old_));
+  EXPECT_EQ(outcome.result.previous_channel_serial, SerialOf(old_));
+  EXPECT_EQ(outcome.result.channel_serial, SerialOf(old_));
+  ASSERT_THAT(IdsOf(outcome.result.events),
+              ElementsAre(platform::kEventChainUntrusted, platform::kEventCertificateLoaded));
+  EXPECT_THAT(outcome.result.events[1].message, HasSubstr(ThumbprintOf(old_)));
+  EXPECT_THAT(outcome.result.problems, Contains("CHAIN_UNTRUSTED"));
+  EXPECT_TRUE(InMyWithKey(leaf)) << "the rollback is of the binding; the certificate stays";
+  EXPECT_EQ(JournaledOutcome("n1").code, absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_P(CommandRunnerTest, InstallOfACertificateForAnotherHostIsRefusedAndChangesNothing) {
+  BindOld();
+  const size_t my = StoreSize(StoreName::kMy);
+  const size_t ca = StoreSize(StoreName::kCa);
+  model::CommandOutcome renewed = Renew("w1");
+  ASSERT_EQ(renewed.state, model::CommandState::kSucceeded) << renewed.error;
+  TestCert other = IssueFor(renewed, pki_, "other.example.com");
+
+  model::CommandOutcome outcome = Install("n1", ChainOf(other, pki_), /*bind=*/true);
+
+  EXPECT_EQ(outcome.state, model::CommandState::kFailed);
+  EXPECT_EQ(outcome.code, absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(outcome.error,
+              HasSubstr("certificate is for other.example.com, this host is host1.example.com"));
+  EXPECT_EQ(StoreSize(StoreName::kMy), my);
+  EXPECT_EQ(StoreSize(StoreName::kCa), ca);
+  EXPECT_EQ(KeyContainerCount(), 1u);
+  EXPECT_EQ(RegistrySerial(), SerialOf(old_));
+}
+
+TEST_P(CommandRunnerTest, InstallWithoutAMatchingKeyOnTheHostIsNotFound) {
+  BindOld();
+  ASSERT_EQ(Renew("w1").state, model::CommandState::kSucceeded);
+  TestCert unrelated = Leaf();  // its key is the PKI's, not the host's
+
+  model::CommandOutcome outcome = Install("n1", ChainOf(unrelated, pki_), /*bind=*/true);
+
+  EXPECT_EQ(outcome.state, model::CommandState::kFailed);
+  EXPECT_EQ(outcome.code, absl::StatusCode::kNotFound);
+  EXPECT_THAT(outcome.error, HasSubstr("no key on this host matches the issued certificate"));
+  EXPECT_EQ(outcome.result.thumbprint, ThumbprintOf(unrelated));
+  EXPECT_FALSE(InStore(StoreName::kMy, unrelated));
+  EXPECT_EQ(KeyContainerCount(), 1u);
+  EXPECT_EQ(RegistrySerial(), SerialOf(old_));
+}
+
+TEST_P(CommandRunnerTest, InstallOfSomethingThatIsNotAPemChainIsInvalidArgument) {
+  model::CommandOutcome renewed = Renew("w1");
+  ASSERT_EQ(renewed.state, model::CommandState::kSucceeded) << renewed.error;
+  TestCert leaf = IssueFor(renewed, pki_);
+  TestCert with_key = Leaf();
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"text", "hello"},
+      {"DER", leaf.der},
+      {"a private key", absl::StrCat(with_key.cert_pem, with_key.key_pem)},
+      {"CA first", absl::StrCat(pki_.ChainPem(), leaf.cert_pem)},
+      {"a request", renewed.result.csr_pem},
+  };
+  int n = 0;
+  for (const auto& [what, chain] : cases) {
+    model::CommandOutcome outcome = Install(absl::StrCat("n", n++), chain, /*bind=*/false);
+    EXPECT_EQ(outcome.code, absl::StatusCode::kInvalidArgument) << what << ": " << outcome.error;
+  }
+  EXPECT_EQ(StoreSize(StoreName::kMy), 0u);
+  EXPECT_EQ(StoreSize(StoreName::kCa), 0u);
+  EXPECT_EQ(KeyContainerCount(), 1u);
+}
+
+TEST_P(CommandRunnerTest, ADuplicateInstallIsAnsweredFromTheJournalAndARepeatChangesNothing) {
+  BindOld();
+  model::CommandOutcome renewed = Renew("w1");
+  ASSERT_EQ(renewed.state, model::CommandState::kSucceeded) << renewed.error;
+  TestCert leaf = IssueFor(renewed, pki_);
+  model::CommandOutcome first = Install("n1", ChainOf(leaf, pki_), /*bind=*/true);
+  ASSERT_EQ(first.state, model::CommandState::kSucceeded) << first.error;
+  const int loaded = CountEvents(platform::kEventCertificateLoaded);
+
+  model::CommandOutcome duplicate = Install("n1", ChainOf(leaf, pki_), /*bind=*/true);
+
+  EXPECT_EQ(duplicate.state, model::CommandState::kSucceeded);
+  EXPECT_EQ(duplicate.result.detail, first.result.detail);
+  EXPECT_EQ(IdsOf(duplicate.result.events), IdsOf(first.result.events));
+  EXPECT_EQ(started_, 2) << "the renew and the first install";
+  EXPECT_EQ(CountEvents(platform::kEventCertificateLoaded), loaded) << "no second restart";
+
+  // The same chain under a new id: the certificate is in My with its key already.
+  model::CommandOutcome repeat = Install("n2", ChainOf(leaf, pki_), /*bind=*/false);
+  EXPECT_EQ(repeat.state, model::CommandState::kSucceeded) << repeat.error;
+  EXPECT_THAT(repeat.result.detail, HasSubstr("linked already"));
+  EXPECT_EQ(Entries(StoreName::kMy, leaf).size(), 1u);
+  EXPECT_EQ(Entries(StoreName::kCa, pki_.issuing()).size(), 1u);
+}
+
+// --- recovery of renew and install ---
+
+TEST_P(CommandRunnerTest, RecoverFailsAnInterruptedRenewAndKeepsItsKeyContainer) {
+  ASSERT_TRUE(journal_->Receive("w1", model::CommandKind::kRenew, Now() + absl::Hours(1)).ok());
+  ASSERT_TRUE(journal_->MarkRunning("w1").ok());
+  auto container = platform().Certificates().AddKeyContainer(Leaf().key_pem);
+  ASSERT_TRUE(container.ok());
+  ASSERT_TRUE(journal_->SetTarget("w1", *container).ok());
+
+  ASSERT_TRUE(runner_->Recover().ok());
+
+  model::CommandOutcome outcome = JournaledOutcome("w1");
+  EXPECT_EQ(outcome.state, model::CommandState::kFailed);
+  EXPECT_EQ(outcome.code, absl::StatusCode::kAborted);
+  EXPECT_THAT(outcome.error, HasSubstr("interrupted"));
+  EXPECT_THAT(outcome.result.detail, HasSubstr(*container));
+  EXPECT_EQ(outcome.result.csr_pem, "");
+  EXPECT_EQ(KeyContainerCount(), 1u);
+
+  // Its re-delivery is answered from the journal; a new renew makes a new key.
+  EXPECT_EQ(Renew("w1").code, absl::StatusCode::kAborted);
+  EXPECT_EQ(started_, 0);
+  EXPECT_EQ(KeyContainerCount(), 1u);
+  EXPECT_EQ(Renew("w2").state, model::CommandState::kSucceeded);
+  EXPECT_EQ(KeyContainerCount(), 2u);
+}
+
+TEST_P(CommandRunnerTest, ExecuteOfARenewACrashLeftRunningFailsItWithoutANewKey) {
+  ASSERT_TRUE(journal_->Receive("w1", model::CommandKind::kRenew, Now() + absl::Hours(1)).ok());
+  ASSERT_TRUE(journal_->MarkRunning("w1").ok());
+  OpenJournal();  // a new agent that skipped Recover
+
+  model::CommandOutcome outcome = Renew("w1");
+
+  EXPECT_EQ(outcome.code, absl::StatusCode::kAborted);
+  EXPECT_THAT(outcome.result.detail, HasSubstr("no key container was journaled"));
+  EXPECT_EQ(started_, 0);
+  EXPECT_EQ(KeyContainerCount(), 0u);
+}
+
+TEST_P(CommandRunnerTest, RecoverChecksAnInterruptedInstallWithoutBindOnTheHost) {
+  TrustPki();
+  TestCert installed = Leaf();
+  TestCert missing = Leaf();
+  Add(StoreName::kMy, installed, true);
+  for (const auto& [id, cert] : {std::pair<std::string, const TestCert*>{"n1", &installed},
+                                 std::pair<std::string, const TestCert*>{"n2", &missing}}) {
+    ASSERT_TRUE(journal_->Receive(id, model::CommandKind::kInstall, Now()).ok());
+    ASSERT_TRUE(journal_->MarkRunning(id).ok());
+    ASSERT_TRUE(journal_->SetTarget(id, ThumbprintOf(*cert)).ok());
+  }
+  ASSERT_TRUE(journal_->Receive("n3", model::CommandKind::kInstall, Now()).ok());
+  ASSERT_TRUE(journal_->MarkRunning("n3").ok());
+
+  ASSERT_TRUE(runner_->Recover().ok());
+
+  model::CommandOutcome done = JournaledOutcome("n1");
+  EXPECT_EQ(done.state, model::CommandState::kSucceeded) << done.error;
+  EXPECT_EQ(done.result.thumbprint, ThumbprintOf(installed));
+  EXPECT_THAT(done.result.problems, IsEmpty());
+  model::CommandOutcome interrupted = JournaledOutcome("n2");
+  EXPECT_EQ(interrupted.code, absl::StatusCode::kAborted);
+  EXPECT_THAT(interrupted.error, HasSubstr("interrupted"));
+  EXPECT_EQ(JournaledOutcome("n3").code, absl::StatusCode::kAborted);
+}
+
+TEST_P(CommandRunnerTest, RecoverOfAnInstallStoppedBeforeItsBindingChangedRestartsNothing) {
+  BindOld();
+  TestCert target = Leaf();
+  Add(StoreName::kMy, target, true);
+  CrashedRebind("n1", target, journal::RebindStep::kSnapshotTaken, std::nullopt,
+                model::CommandKind::kInstall);
+  const size_t events = AllEvents().size();
+
+  ASSERT_TRUE(runner_->Recover().ok());
+
+  model::CommandOutcome outcome = JournaledOutcome("n1");
+  EXPECT_EQ(outcome.state, model::CommandState::kFailed);
+  EXPECT_EQ(outcome.code, absl::StatusCode::kAborted);
+  EXPECT_THAT(outcome.error, HasSubstr("before the binding was changed"));
+  EXPECT_FALSE(outcome.result.rolled_back);
+  EXPECT_THAT(outcome.result.detail, HasSubstr("is in My with its private key"));
+  EXPECT_EQ(RegistrySerial(), SerialOf(old_));
+  EXPECT_EQ(AllEvents().size(), events) << "no restart";
+}
+
+TEST_P(CommandRunnerTest, RecoverOfAnInstallStoppedAfterWritingTheValueRestoresTheSnapshot) {
+  BindOld();
+  TestCert target = Leaf();
+  Add(StoreName::kMy, target, true);
+  CrashedRebind("n1", target, journal::RebindStep::kValueWritten, std::nullopt,
+                model::CommandKind::kInstall);
+  WriteBinding(SerialOf(target), ThumbprintOf(target));
+
+  ASSERT_TRUE(runner_->Recover().ok());
+
+  model::CommandOutcome outcome = JournaledOutcome("n1");
+  EXPECT_EQ(outcome.code, absl::StatusCode::kAborted);
+  EXPECT_EQ(outcome.error, "the agent stopped during the install; restored the previous binding");
+  EXPECT_TRUE(outcome.result.rolled_back);
+  EXPECT_EQ(outcome.result.thumbprint, ThumbprintOf(target));
+  EXPECT_EQ(RegistrySerial(), SerialOf(old_));
+  EXPECT_EQ(RegistryHash(), ThumbprintOf(old_));
+  EXPECT_THAT(IdsOf(outcome.result.events), ElementsAre(platform::kEventCertificateLoaded));
+}
+
+TEST_P(CommandRunnerTest, RecoverOfAnInstallStoppedAfterAVerifiedRestartKeepsTheNewBinding) {
+  BindOld();
+  TestCert target = Leaf();
+  Add(StoreName::kMy, target, true);
+  CrashedRebind("n1", target, journal::RebindStep::kValueWritten, std::nullopt,
+                model::CommandKind::kInstall);
+  WriteBinding(SerialOf(target), ThumbprintOf(target));
+  const absl::Time restart = clock_.Now();
+  ASSERT_TRUE(platform().HealthService().Restart().ok());
+  ASSERT_TRUE(journal_->RecordRestarted("n1", restart).ok());
+  clock_.Advance(absl::Minutes(5));
+
+  ASSERT_TRUE(runner_->Recover().ok());
+
+  model::CommandOutcome outcome = JournaledOutcome("n1");
+  EXPECT_EQ(outcome.state, model::CommandState::kSucceeded) << outcome.error;
+  EXPECT_EQ(RegistrySerial(), SerialOf(target));
+  EXPECT_EQ(outcome.result.previous_channel_serial, SerialOf(old_));
+  EXPECT_THAT(IdsOf(outcome.result.events), ElementsAre(platform::kEventCertificateLoaded));
+  EXPECT_THAT(outcome.result.problems, IsEmpty());
+  EXPECT_THAT(outcome.result.detail, HasSubstr("is in My with its private key"));
+}
+
+TEST_P(CommandRunnerTest,
+       RecoverAfterACrashAtSnapshotTakenWithTheRegistryUntouchedRestartsNothing) {
+  BindOld();
+  TestCert target = Leaf();
+  Add(StoreName::kMy, target, true);
+  CrashedRebind("b1", target, journal::RebindStep::kSnapshotTaken);
+  const size_t events = AllEvents().size();
+
+  ASSERT_TRUE(runner_->Recover().ok());
+
+  model::CommandOutcome outcome = JournaledOutcome("b1");
+  EXPECT_EQ(outcome.code, absl::StatusCode::kAborted);
+  EXPECT_FALSE(outcome.result.rolled_back);
+  EXPECT_EQ(outcome.result.channel_serial, SerialOf(old_));
+  EXPECT_EQ(RegistrySerial(), SerialOf(old_));
+  EXPECT_EQ(AllEvents().size(), events);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllBackends, CommandRunnerTest,

@@ -56,6 +56,7 @@ void ExpectSameOutcome(const model::CommandOutcome& got, const model::CommandOut
   EXPECT_EQ(got.result.channel_serial, want.result.channel_serial);
   EXPECT_EQ(got.result.rolled_back, want.result.rolled_back);
   EXPECT_EQ(got.result.detail, want.result.detail);
+  EXPECT_EQ(got.result.csr_pem, want.result.csr_pem);
   ASSERT_EQ(got.result.events.size(), want.result.events.size());
   for (size_t i = 0; i < got.result.events.size(); ++i) {
     EXPECT_EQ(got.result.events[i].time, want.result.events[i].time);
@@ -263,6 +264,48 @@ TEST_F(JournalTest, TheSnapshotIsTakenOnceAndOnlyForARunningRebind) {
   ASSERT_TRUE(journal_->MarkRunning("i1").ok());
   EXPECT_EQ(journal_->RecordSnapshot("i1", {}, "TP", "01").code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(JournalTest, AnInstallThatBindsFollowsTheRebindSteps) {
+  ASSERT_TRUE(journal_->Receive("n1", model::CommandKind::kInstall, Now()).ok());
+  ASSERT_TRUE(journal_->MarkRunning("n1").ok());
+  ASSERT_TRUE(
+      journal_->RecordSnapshot("n1", {std::string("0A0B"), std::nullopt}, "TP", "0102").ok());
+  ASSERT_TRUE(journal_->RecordValueWritten("n1").ok());
+  ASSERT_TRUE(journal_->RecordRestarted("n1", Now()).ok());
+  Reopen();
+  JournalEntry entry = Entry("n1");
+  EXPECT_EQ(entry.kind, model::CommandKind::kInstall);
+  EXPECT_EQ(entry.target, "TP");
+  ASSERT_TRUE(entry.rebind.has_value());
+  EXPECT_EQ(entry.rebind->step, RebindStep::kRestarted);
+  EXPECT_EQ(entry.rebind->snapshot.channel_serial, "0A0B");
+
+  ASSERT_TRUE(journal_->Receive("w1", model::CommandKind::kRenew, Now()).ok());
+  ASSERT_TRUE(journal_->MarkRunning("w1").ok());
+  EXPECT_EQ(journal_->RecordSnapshot("w1", {}, "TP", "01").code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(JournalTest, ARenewalOutcomeKeepsItsRequest) {
+  model::CommandOutcome renewed = Succeeded();
+  renewed.result.csr_pem =
+      "-----BEGIN CERTIFICATE REQUEST-----\nMIIBfake\n-----END CERTIFICATE REQUEST-----\n";
+  renewed.result.detail = "generated key container AB.pem";
+  ASSERT_TRUE(journal_->Receive("w1", model::CommandKind::kRenew, Now()).ok());
+  ASSERT_TRUE(journal_->MarkRunning("w1").ok());
+  ASSERT_TRUE(journal_->SetTarget("w1", "AB.pem").ok());
+  ASSERT_TRUE(journal_->Finish("w1", renewed, Now()).ok());
+  ASSERT_TRUE(journal_->Receive("s1", model::CommandKind::kScan, Now()).ok());
+  ASSERT_TRUE(journal_->Finish("s1", Succeeded(), Now()).ok());
+  Reopen();
+  ExpectSameOutcome(*Entry("w1").outcome, renewed);
+  EXPECT_EQ(Entry("w1").target, "AB.pem");
+  EXPECT_EQ(Entry("s1").outcome->result.csr_pem, "");
+  auto unreported = journal_->Unreported();
+  ASSERT_TRUE(unreported.ok()) << unreported.status();
+  ASSERT_EQ(unreported->size(), 2u);
+  ExpectSameOutcome((*unreported)[0].second, renewed);
 }
 
 TEST_F(JournalTest, AnAbsentBindingIsSnapshotAsAbsent) {
