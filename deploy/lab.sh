@@ -4,7 +4,9 @@
 # different states, enrolls an agent on each, waits until all are connected, and prints the
 # fleet and its certificate table. Then it does what an administrator does by hand: repairs the
 # certificate whose key sits unlinked, imports a fresh PFX on one host and rebinds SCOM to it
-# (showing the 20053 evidence), and shows a rebind the HealthService rejects being rolled back.
+# (showing the 20053 evidence), and shows a rebind the HealthService rejects being rolled back;
+# and what nobody does by hand today: renews the expiring host end to end through the
+# controller's CA, and another host through the manual queue with an officer's approval.
 # Then stops everything cleanly, or keeps it running with --keep (Ctrl-C stops it).
 #
 #   ./deploy/lab.sh [--keep]
@@ -18,7 +20,7 @@ KEEP=0
 for arg in "$@"; do
   case "$arg" in
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "lab.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -151,13 +153,13 @@ thumb() { openssl x509 -in "$1" -noout -fingerprint -sha1 | cut -d= -f2 | tr -d 
 step "Repairing $A2: link the key in MachineKeys to its certificate (certutil -repairstore)"
 "$CTL" cmd repair --agent $A2 --thumbprint "$(thumb "$PKI/a2.pem")" --wait
 
-step "Importing a renewed certificate on $GW as a Windows 2012 R2-style PFX, then rebinding"
-issue $GW gw1-renewed 397 serverAuth,clientAuth
+step "Fixing $A1 (no Client Authentication EKU): import a good PFX as Windows 2012 R2 exports it, then rebind"
+issue $A1 a1-fixed 397 serverAuth,clientAuth
 printf 'lab-pfx-password\n' >"$PKI/pfx-password"
-openssl pkcs12 -export -legacy -in "$PKI/gw1-renewed.pem" -inkey "$PKI/gw1-renewed.key" \
-  -passout file:"$PKI/pfx-password" -out "$PKI/gw1-renewed.pfx" 2>/dev/null
-"$CTL" cmd import --agent $GW "$PKI/gw1-renewed.pfx" --password-file "$PKI/pfx-password" --wait
-"$CTL" cmd rebind --agent $GW --thumbprint "$(thumb "$PKI/gw1-renewed.pem")" --wait
+openssl pkcs12 -export -legacy -in "$PKI/a1-fixed.pem" -inkey "$PKI/a1-fixed.key" \
+  -passout file:"$PKI/pfx-password" -out "$PKI/a1-fixed.pfx" 2>/dev/null
+"$CTL" cmd import --agent $A1 "$PKI/a1-fixed.pfx" --password-file "$PKI/pfx-password" --wait
+"$CTL" cmd rebind --agent $A1 --thumbprint "$(thumb "$PKI/a1-fixed.pem")" --wait
 
 step "A rebind the HealthService rejects (no Client Authentication EKU) is rolled back"
 issue $MS ms1-serveronly 397 serverAuth
@@ -165,6 +167,29 @@ cat "$PKI/ms1-serveronly.pem" "$PKI/ms1-serveronly.key" >"$LAB/hosts/$MS/LocalMa
 "$CTL" cmd rebind --agent $MS --thumbprint "$(thumb "$PKI/ms1-serveronly.pem")" --wait \
   && { echo "lab.sh: this rebind should have been rolled back" >&2; exit 1; }
 echo "(rolled back as expected: $MS is still bound to its good certificate)"
+
+step "Renewing $GW (expires in 10 days) end to end through the builtin CA"
+echo "(key and CSR made on the host, CSR checked, signed, installed, rebound with 20053)"
+"$CTL" renew --agent $GW --wait
+
+step "Renewing $MS through the manual queue: a stand-alone CA's officer approves"
+RENEWAL=$("$CTL" renew --agent $MS --issuer manual)
+for _ in $(seq 1 100); do
+  REQUEST=$("$CTL" renewals show "$RENEWAL" --output json | grep -o '"approval_request_id":"[^"]*"' | cut -d'"' -f4)
+  [ -n "$REQUEST" ] && break
+  sleep 0.2
+done
+"$CTL" requests list --state pending
+"$CTL" requests approve "$REQUEST" --reason "lab change 1"
+for _ in $(seq 1 150); do
+  STATE=$("$CTL" renewals show "$RENEWAL" --output json | grep -o '"state":"[a-z_]*"' | tail -n1 | cut -d'"' -f4)
+  case "$STATE" in done|failed|rolled_back) break ;; esac
+  sleep 0.2
+done
+"$CTL" renewals show "$RENEWAL"
+
+step "Renewals (certfleetctl renewals list)"
+"$CTL" renewals list
 
 step "Commands (certfleetctl cmd list)"
 "$CTL" cmd list

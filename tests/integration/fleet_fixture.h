@@ -120,11 +120,17 @@ class FleetTest : public ::testing::Test {
   std::string state_dir() const { return dir_ + "/controller"; }
   std::string admin_dir() const { return state_dir() + "/admin"; }
 
+  std::vector<std::string> ControllerArgs(const std::string& listen) {
+    std::vector<std::string> args = {CERTFLEET_CONTROLLER_BIN, "--state-dir", state_dir(),
+                                     "--listen", listen};
+    args.insert(args.end(), extra_controller_args_.begin(), extra_controller_args_.end());
+    return args;
+  }
+
   void StartController(const std::string& listen) {
     fs::remove(state_dir() + "/listen.addr");
     controller_ = std::make_unique<Process>(
-        std::vector<std::string>{CERTFLEET_CONTROLLER_BIN, "--state-dir", state_dir(), "--listen",
-                                 listen},
+        ControllerArgs(listen),
         dir_ + "/controller.log");
     ASSERT_TRUE(WaitFor([&] { return fs::exists(state_dir() + "/listen.addr"); },
                         absl::Seconds(60)))
@@ -191,6 +197,8 @@ class FleetTest : public ::testing::Test {
 
   std::string dir_;
   std::string address_;
+  // Added to the controller's command line by StartController (e.g. --config FILE).
+  std::vector<std::string> extra_controller_args_;
   std::unique_ptr<TestPki> pki_;
   std::unique_ptr<Process> controller_;
   std::vector<std::unique_ptr<Process>> agents_;

@@ -222,6 +222,43 @@ TEST_F(RenewalTest, AnAgentKilledDuringTheRebindEndsTheJobRolledBack) {
   EXPECT_EQ(RegistrySerial(*host_), old_serial_);
 }
 
+TEST_F(RenewalTest, ACommandIssuerFromTheConfigFileSignsThroughTheShippedOpensslCaHelper) {
+  // An `openssl ca` directory as docs/issuers.md tells an operator to make it.
+  const std::string ca = dir_ + "/corp-ca";
+  fs::create_directories(ca + "/private");
+  fs::create_directories(ca + "/newcerts");
+  WriteText(ca + "/index.txt", "");
+  WriteText(ca + "/index.txt.attr", "unique_subject = no\n");
+  RunResult made = RunCommand(
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-noenc", "-keyout",
+       ca + "/private/ca.key", "-out", ca + "/ca.pem", "-subj", "/CN=Corp openssl CA", "-days",
+       "30", "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+       "keyUsage=critical,keyCertSign,cRLSign"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  WriteText(dir_ + "/controller.yaml",
+            absl::StrCat("default_issuer: corp-ca\n"
+                         "issuers:\n"
+                         "  - name: corp-ca\n"
+                         "    command: [",
+                         CERTFLEET_SOURCE_DIR, "/deploy/issuers/openssl-ca/openssl-ca-issue.sh]\n",
+                         "    environment: {CA_DIR: ", ca, "}\n"));
+  controller_->Signal(SIGTERM);
+  ASSERT_EQ(controller_->Wait(absl::Seconds(30)), 0);
+  extra_controller_args_ = {"--config", dir_ + "/controller.yaml"};
+  StartController(address_);
+  SetUpHost();
+
+  RunResult r = Ctl({"renew", "--agent", host_->fqdn(), "--wait", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out << controller_->Log();
+  Struct renewal = Object(r.out);
+  EXPECT_EQ(Str(renewal, "issuer"), "corp-ca");
+  auto leaf = common::crypto::CertificateFromPem(Str(renewal, "certificate_pem"));
+  ASSERT_TRUE(leaf.ok());
+  auto info = common::crypto::DescribeCertificate(leaf->get(), false);
+  EXPECT_EQ(info->issuer, "CN=Corp openssl CA");
+  EXPECT_EQ(RegistrySerial(*host_), info->channel_serial);
+}
+
 TEST_F(RenewalTest, BadRenewalRequestsAreClearErrors) {
   SetUpHost();
   RunResult profile = Ctl({"renew", "--agent", host_->fqdn(), "--profile", "nope"});
