@@ -6,8 +6,8 @@
 #include "agent/client/backoff.h"
 #include "agent/client/command_worker.h"
 #include "agent/commands/command_runner.h"
-#include "agent/journal/journal.h"
 #include "agent/inventory/inventory.h"
+#include "agent/journal/journal.h"
 #include "common/files/file_util.h"
 #include "common/logging/log.h"
 #include "common/status/status_macros.h"
@@ -50,8 +50,7 @@ bool Retryable(const absl::Status& s) {
 
 }  // namespace
 
-Agent::Agent(AgentOptions options, AgentDeps deps)
-    : options_(std::move(options)), deps_(deps) {}
+Agent::Agent(AgentOptions options, AgentDeps deps) : options_(std::move(options)), deps_(deps) {}
 
 void Agent::Stop() {
   absl::MutexLock lock(&mu_);
@@ -74,8 +73,8 @@ absl::StatusOr<rpc::Credentials> Agent::LoadOrEnroll() {
     auto read = [&](const std::string& name, std::string* out) -> absl::Status {
       auto data = common::ReadFileToString(dir + "/" + name);
       if (!data.ok()) {
-        return absl::DataLossError(absl::StrCat("agent identity in ", dir,
-                                                " is incomplete: ", data.status().message()));
+        return absl::DataLossError(
+            absl::StrCat("agent identity in ", dir, " is incomplete: ", data.status().message()));
       }
       *out = std::move(*data);
       return absl::OkStatus();
@@ -88,8 +87,8 @@ absl::StatusOr<rpc::Credentials> Agent::LoadOrEnroll() {
     return c;
   }
   if (options_.token.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "not enrolled (no identity in ", dir, "); pass --token with a join token"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("not enrolled (no identity in ", dir, "); pass --token with a join token"));
   }
   absl::BitGen gen;
   client::Backoff backoff(options_.initial_backoff, options_.max_backoff, gen);
@@ -106,7 +105,8 @@ absl::StatusOr<rpc::Credentials> Agent::LoadOrEnroll() {
       CF_RETURN_IF_ERROR(common::WriteFileAtomically(dir + "/ca.pem", creds->ca_pem, 0644));
       CF_RETURN_IF_ERROR(
           common::WriteFileAtomically(dir + "/identity.pem", creds->identity_pem, 0644));
-      CF_RETURN_IF_ERROR(common::WriteFileAtomically(dir + "/agent_id", creds->agent_id + "\n", 0644));
+      CF_RETURN_IF_ERROR(
+          common::WriteFileAtomically(dir + "/agent_id", creds->agent_id + "\n", 0644));
       // The key last: its presence marks a complete enrollment.
       CF_RETURN_IF_ERROR(common::WriteFileAtomically(key_path, creds->key_pem, 0600));
       common::LogInfo("enrolled as agent ", creds->agent_id);

@@ -17,7 +17,7 @@ namespace certfleet::agent {
 struct AgentOptions {
   std::string controller;  // HOST:PORT
   std::string state_dir;
-  std::string token;  // needed only until enrolled; a secret
+  std::string token;                            // needed only until enrolled; a secret
   std::optional<absl::Duration> scan_interval;  // fixed by the operator; else the controller's
   absl::Duration warn_within = absl::Hours(24 * 30);
   absl::Duration initial_backoff = absl::Milliseconds(500);

@@ -58,8 +58,8 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
   c->commands_ = std::make_unique<commands::CommandService>(*c->store_, *c->fleet_, clock);
 
   // Issuers and profiles: the embedded ones, then the config file's.
-  c->builtin_issuer_ = std::make_unique<ca::BuiltinIssuer>(
-      ca::BuiltinIssuerDeps{*c->pki_, *c->store_, clock});
+  c->builtin_issuer_ =
+      std::make_unique<ca::BuiltinIssuer>(ca::BuiltinIssuerDeps{*c->pki_, *c->store_, clock});
   ca::ManualIssuerOptions manual_options;
   manual_options.poll_interval = options.renewal_poll_interval;
   c->manual_issuer_ = std::make_unique<ca::ManualIssuer>(
@@ -81,8 +81,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
   c->commands_->SetFinalListener(
       [renewals](const store::CommandRecord& record) { renewals->OnCommandFinal(record); });
   c->enrollment_ = std::make_unique<enrollment::EnrollmentService>(*c->store_, *c->pki_, clock);
-  c->admin_ =
-      std::make_unique<admin::AdminService>(*c->store_, *c->fleet_, *c->enrollment_, clock);
+  c->admin_ = std::make_unique<admin::AdminService>(*c->store_, *c->fleet_, *c->enrollment_, clock);
   rpc::AgentGatewayOptions gw_options;
   gw_options.scan_interval = options.scan_interval;
   c->gateway_service_ = std::make_unique<rpc::AgentGatewayService>(

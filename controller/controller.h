@@ -1,27 +1,27 @@
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/executor/executor.h"
 #include "common/time/clock.h"
 #include "controller/admin/admin_service.h"
-#include "controller/ca/controller_pki.h"
 #include "controller/ca/builtin/builtin_issuer.h"
+#include "controller/ca/controller_pki.h"
 #include "controller/ca/manual/approval_queue.h"
 #include "controller/ca/manual/manual_issuer.h"
 #include "controller/commands/command_service.h"
 #include "controller/config/config.h"
-#include "controller/renewal/renewal_service.h"
 #include "controller/enrollment/enrollment_service.h"
 #include "controller/fleet/fleet.h"
+#include "controller/renewal/renewal_service.h"
 #include "controller/rpc/admin_api.h"
 #include "controller/rpc/agent_gateway.h"
 #include "controller/store/store.h"

@@ -34,7 +34,7 @@ struct StoredCertificate {
 // A private key on the host that is not linked to any certificate (lab: ROOT/MachineKeys/).
 // What `certutil -repairstore` searches.
 struct KeyContainer {
-  std::string id;             // stable handle (lab: file name)
+  std::string id;              // stable handle (lab: file name)
   std::string public_key_der;  // SubjectPublicKeyInfo DER; empty when `error` is set
   std::string error;
 };

@@ -8,8 +8,8 @@
 #include "common/crypto/csr.h"
 #include "common/crypto/keys.h"
 #include "common/logging/log.h"
-#include "common/rpc/command_convert.h"
 #include "common/model/join_token.h"
+#include "common/rpc/command_convert.h"
 #include "common/rpc/grpc_status.h"
 #include "common/status/status_macros.h"
 #include "google/protobuf/util/time_util.h"
@@ -35,8 +35,7 @@ grpc::ChannelArguments ChannelArgs() {
 }  // namespace
 
 absl::StatusOr<Credentials> Enroll(const EnrollParams& params) {
-  CF_ASSIGN_OR_RETURN(common::model::JoinToken token,
-                      common::model::ParseJoinToken(params.token));
+  CF_ASSIGN_OR_RETURN(common::model::JoinToken token, common::model::ParseJoinToken(params.token));
   CF_ASSIGN_OR_RETURN(std::string ca_pem,
                       FetchPinnedCaPem(params.controller, token.ca_pin, params.timeout));
   CF_ASSIGN_OR_RETURN(auto key, common::crypto::GenerateEcKey());
@@ -46,8 +45,8 @@ absl::StatusOr<Credentials> Enroll(const EnrollParams& params) {
 
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = ca_pem;
-  auto channel = grpc::CreateCustomChannel(params.controller, grpc::SslCredentials(ssl),
-                                           ChannelArgs());
+  auto channel =
+      grpc::CreateCustomChannel(params.controller, grpc::SslCredentials(ssl), ChannelArgs());
   auto stub = certfleet::v1::AgentGateway::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() +
@@ -86,8 +85,8 @@ Session::Session(const Credentials& credentials, SessionOptions options,
   ssl.pem_root_certs = credentials_.ca_pem;
   ssl.pem_private_key = credentials_.key_pem;
   ssl.pem_cert_chain = credentials_.identity_pem;
-  channel_ = grpc::CreateCustomChannel(options_.controller, grpc::SslCredentials(ssl),
-                                       ChannelArgs());
+  channel_ =
+      grpc::CreateCustomChannel(options_.controller, grpc::SslCredentials(ssl), ChannelArgs());
   stub_ = certfleet::v1::AgentGateway::NewStub(channel_);
 }
 
@@ -192,22 +191,22 @@ absl::Status Session::Run(bool* welcomed) {
   auto stream = stub_->Connect(&ctx);
   Stream* raw = stream.get();
   if (commands_) {
-    commands_->SetReporter([this, raw](const std::string& id,
-                                       const common::model::CommandOutcome* outcome) {
-      AgentMessage m;
-      if (outcome) {
-        common::rpc::ToProto(id, *outcome, m.mutable_command_update());
-      } else {
-        m.mutable_command_update()->set_command_id(id);
-        m.mutable_command_update()->set_phase(certfleet::v1::CommandUpdate::RUNNING);
-      }
-      Write(raw, m);
-      if (outcome) {
-        // The host changed (or was asked to be scanned): report it now.
-        absl::MutexLock lock(&mu_);
-        scan_now_ = true;
-      }
-    });
+    commands_->SetReporter(
+        [this, raw](const std::string& id, const common::model::CommandOutcome* outcome) {
+          AgentMessage m;
+          if (outcome) {
+            common::rpc::ToProto(id, *outcome, m.mutable_command_update());
+          } else {
+            m.mutable_command_update()->set_command_id(id);
+            m.mutable_command_update()->set_phase(certfleet::v1::CommandUpdate::RUNNING);
+          }
+          Write(raw, m);
+          if (outcome) {
+            // The host changed (or was asked to be scanned): report it now.
+            absl::MutexLock lock(&mu_);
+            scan_now_ = true;
+          }
+        });
   }
   std::thread reader([this, raw] { ReadLoop(raw); });
 

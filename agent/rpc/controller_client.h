@@ -1,12 +1,12 @@
 #pragma once
 
+#include <grpcpp/grpcpp.h>
+
 #include <functional>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -20,9 +20,9 @@ namespace certfleet::agent::rpc {
 
 // What an agent needs to dial the controller with mutual TLS.
 struct Credentials {
-  std::string ca_pem;          // roots that authenticate the controller
-  std::string identity_pem;    // agent identity chain, leaf first
-  std::string key_pem;         // the identity's private key (a secret)
+  std::string ca_pem;        // roots that authenticate the controller
+  std::string identity_pem;  // agent identity chain, leaf first
+  std::string key_pem;       // the identity's private key (a secret)
   std::string agent_id;
 };
 
@@ -78,8 +78,7 @@ class Session {
   // `scan` produces a fresh inventory; it runs on the calling thread of Run.
   // `commands` may be null: the session then refuses commands (FailedPrecondition outcome).
   Session(const Credentials& credentials, SessionOptions options,
-          std::function<absl::StatusOr<inventory::HostInventory>()> scan,
-          CommandHandler* commands);
+          std::function<absl::StatusOr<inventory::HostInventory>()> scan, CommandHandler* commands);
 
   // Runs the stream to its end. Returns the stream's final status (OK after Stop).
   // `welcomed` is set true once the controller accepted the Hello.

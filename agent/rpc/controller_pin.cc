@@ -1,9 +1,9 @@
 #include "agent/rpc/controller_pin.h"
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -11,7 +11,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-
 #include <memory>
 
 #include "absl/strings/ascii.h"
@@ -56,8 +55,8 @@ absl::Status ConnectWithTimeout(const std::string& host, const std::string& port
   }
   std::string last_error = "no address";
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    int fd = ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                      ai->ai_protocol);
+    int fd =
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0) continue;
     Socket s;
     s.fd_ = fd;
@@ -92,8 +91,8 @@ absl::Status ConnectWithTimeout(const std::string& host, const std::string& port
     return absl::OkStatus();
   }
   ::freeaddrinfo(res);
-  return absl::UnavailableError(absl::StrCat("cannot connect to ", host, ":", port, ": ",
-                                             last_error));
+  return absl::UnavailableError(
+      absl::StrCat("cannot connect to ", host, ":", port, ": ", last_error));
 }
 
 }  // namespace
@@ -137,8 +136,8 @@ absl::StatusOr<std::string> FetchPinnedCaPem(absl::string_view address, absl::st
   SSL_set_fd(ssl.get(), sock.fd_);
   ERR_clear_error();
   if (SSL_connect(ssl.get()) != 1) {
-    return absl::UnavailableError(absl::StrCat("TLS handshake with ", address, " failed: ",
-                                               common::crypto::DrainOpenSslErrors()));
+    return absl::UnavailableError(absl::StrCat("TLS handshake with ", address,
+                                               " failed: ", common::crypto::DrainOpenSslErrors()));
   }
   STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl.get());
   const std::string pin = absl::AsciiStrToUpper(ca_pin);

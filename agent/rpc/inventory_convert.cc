@@ -35,8 +35,8 @@ std::string InventoryKey(const inventory::ScannedCertificate& c) {
   return absl::StrCat(c.store, "/", c.info.thumbprint);
 }
 
-std::optional<certfleet::v1::Inventory> InventoryTracker::Next(
-    const inventory::HostInventory& scan, bool force_full) {
+std::optional<certfleet::v1::Inventory> InventoryTracker::Next(const inventory::HostInventory& scan,
+                                                               bool force_full) {
   certfleet::v1::Inventory msg;
   const bool full = force_full || !sent_any_;
 

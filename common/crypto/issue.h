@@ -29,7 +29,8 @@ struct CertificateSpec {
   // DER INTEGER content bytes of the serial. Empty: 16 random bytes, top bit clear.
   std::string serial;
   std::string signature_digest = "SHA256";  // "SHA256", "SHA1", "SHA384", ...
-  std::string template_name;  // when set, adds the AD CS template-name extension (1.3.6.1.4.1.311.20.2)
+  std::string
+      template_name;  // when set, adds the AD CS template-name extension (1.3.6.1.4.1.311.20.2)
 };
 
 // Issues a certificate for `subject_key` (its public half) signed by `issuer_key`.

@@ -3,14 +3,14 @@
 // Owning pointers for OpenSSL objects. Every OpenSSL object certfleet holds lives in one of
 // these; nothing calls *_free by hand.
 
-#include <memory>
-#include <string>
-
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pkcs12.h>
 #include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
+
+#include <memory>
+#include <string>
 
 namespace certfleet::common::crypto {
 

@@ -59,8 +59,7 @@ absl::StatusOr<X509Ptr> CertificateFromDer(absl::string_view der);
 // 2012 R2 writes (certificates under pbeWithSHAAnd40BitRC2-CBC, key under 3DES); otherwise
 // `aes` selects AES-256-CBC with SHA-256, else 3DES-SHA1.
 enum class Pkcs12Cipher { kLegacyRc2, kTripleDes, kAes256 };
-absl::StatusOr<std::string> BuildPkcs12(EVP_PKEY* key, X509* cert,
-                                        const std::vector<X509*>& chain,
+absl::StatusOr<std::string> BuildPkcs12(EVP_PKEY* key, X509* cert, const std::vector<X509*>& chain,
                                         absl::string_view password, Pkcs12Cipher cipher);
 
 }  // namespace certfleet::common::crypto

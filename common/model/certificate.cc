@@ -29,9 +29,12 @@ constexpr std::pair<Drift, absl::string_view> kDriftNames[] = {
 };
 
 constexpr std::pair<uint32_t, absl::string_view> kKeyUsageNames[] = {
-    {kDigitalSignature, "digitalSignature"}, {kNonRepudiation, "nonRepudiation"},
-    {kKeyEncipherment, "keyEncipherment"},   {kDataEncipherment, "dataEncipherment"},
-    {kKeyAgreement, "keyAgreement"},         {kKeyCertSign, "keyCertSign"},
+    {kDigitalSignature, "digitalSignature"},
+    {kNonRepudiation, "nonRepudiation"},
+    {kKeyEncipherment, "keyEncipherment"},
+    {kDataEncipherment, "dataEncipherment"},
+    {kKeyAgreement, "keyAgreement"},
+    {kKeyCertSign, "keyCertSign"},
     {kCrlSign, "cRLSign"},
 };
 

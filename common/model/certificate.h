@@ -80,9 +80,9 @@ struct CertificateInfo {
   absl::Time not_after;
   std::string key_algorithm;  // "RSA", "EC", "ED25519", "DSA", ...
   int key_bits = 0;
-  std::string signature_hash;  // "SHA256", "SHA1", "MD5", ...
-  bool has_key_usage = false;  // the extension is present
-  uint32_t key_usage = 0;      // KeyUsageBit mask
+  std::string signature_hash;                   // "SHA256", "SHA1", "MD5", ...
+  bool has_key_usage = false;                   // the extension is present
+  uint32_t key_usage = 0;                       // KeyUsageBit mask
   std::vector<std::string> extended_key_usage;  // dotted OIDs
   bool is_ca = false;
   std::string template_name;  // AD CS template name or OID when present

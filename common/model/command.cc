@@ -13,9 +13,9 @@ constexpr std::pair<CommandKind, absl::string_view> kKindNames[] = {
 };
 
 constexpr std::pair<CommandState, absl::string_view> kStateNames[] = {
-    {CommandState::kQueued, "queued"},       {CommandState::kSent, "sent"},
-    {CommandState::kRunning, "running"},     {CommandState::kSucceeded, "succeeded"},
-    {CommandState::kFailed, "failed"},       {CommandState::kCancelled, "cancelled"},
+    {CommandState::kQueued, "queued"},   {CommandState::kSent, "sent"},
+    {CommandState::kRunning, "running"}, {CommandState::kSucceeded, "succeeded"},
+    {CommandState::kFailed, "failed"},   {CommandState::kCancelled, "cancelled"},
     {CommandState::kExpired, "expired"},
 };
 

@@ -99,8 +99,8 @@ struct EventRecord {
 
 // What a finished command produced.
 struct CommandResult {
-  std::string thumbprint;             // import: the certificate put in My
-  std::vector<std::string> problems;  // import: SCOM problem codes of that certificate
+  std::string thumbprint;               // import: the certificate put in My
+  std::vector<std::string> problems;    // import: SCOM problem codes of that certificate
   std::string previous_channel_serial;  // rebind: the snapshot
   std::string channel_serial;           // rebind: the binding in force at the end
   bool rolled_back = false;             // rebind: the snapshot was restored

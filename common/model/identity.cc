@@ -56,7 +56,8 @@ std::optional<PeerIdentity> ParseIdentityUri(absl::string_view uri) {
     return id;
   }
   if (absl::ConsumePrefix(&uri, kOperatorPrefix)) {
-    std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(uri, absl::MaxSplits('/', 1));
+    std::pair<absl::string_view, absl::string_view> parts =
+        absl::StrSplit(uri, absl::MaxSplits('/', 1));
     auto role = RoleFromName(parts.first);
     if (!role || !ValidName(parts.second)) return std::nullopt;
     id.kind = PeerIdentity::Kind::kOperator;

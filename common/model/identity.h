@@ -21,7 +21,7 @@ std::optional<Role> RoleFromName(absl::string_view name);
 struct PeerIdentity {
   enum class Kind { kAgent, kOperator };
   Kind kind = Kind::kAgent;
-  std::string name;  // agent id, or operator name
+  std::string name;           // agent id, or operator name
   Role role = Role::kViewer;  // operators only
 };
 

@@ -9,8 +9,7 @@
 namespace certfleet::common::model {
 
 absl::StatusOr<JoinToken> ParseJoinToken(absl::string_view token) {
-  std::vector<absl::string_view> parts =
-      absl::StrSplit(absl::StripAsciiWhitespace(token), '.');
+  std::vector<absl::string_view> parts = absl::StrSplit(absl::StripAsciiWhitespace(token), '.');
   auto bad = [](absl::string_view why) {
     return absl::InvalidArgumentError(
         absl::StrCat("malformed join token (", why,

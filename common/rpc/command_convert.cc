@@ -42,8 +42,7 @@ void ToProto(const model::CertificateProfile& p, certfleet::v1::CertificateProfi
   for (const auto& n : p.extra_dns_names) out->add_extra_dns_names(n);
   for (const auto& n : model::KeyUsageNames(p.key_usage)) out->add_key_usage(n);
   for (const auto& e : p.extended_key_usage) out->add_extended_key_usage(e);
-  *out->mutable_validity() =
-      TimeUtil::SecondsToDuration(absl::ToInt64Seconds(p.validity));
+  *out->mutable_validity() = TimeUtil::SecondsToDuration(absl::ToInt64Seconds(p.validity));
   out->set_template_name(p.template_name);
 }
 
@@ -125,8 +124,8 @@ absl::StatusOr<model::Command> FromProto(const certfleet::v1::Command& in) {
       if (!s.ok()) return s;
       absl::Duration timeout = absl::Seconds(60);
       if (in.rebind().has_verify_timeout()) {
-        timeout = absl::Milliseconds(
-            TimeUtil::DurationToMilliseconds(in.rebind().verify_timeout()));
+        timeout =
+            absl::Milliseconds(TimeUtil::DurationToMilliseconds(in.rebind().verify_timeout()));
       }
       if (timeout < absl::Seconds(1) || timeout > absl::Hours(1)) {
         return absl::InvalidArgumentError("rebind command: verify timeout must be 1s to 1h");
@@ -158,8 +157,8 @@ absl::StatusOr<model::Command> FromProto(const certfleet::v1::Command& in) {
       }
       absl::Duration timeout = absl::Seconds(60);
       if (in.install().has_verify_timeout()) {
-        timeout = absl::Milliseconds(
-            TimeUtil::DurationToMilliseconds(in.install().verify_timeout()));
+        timeout =
+            absl::Milliseconds(TimeUtil::DurationToMilliseconds(in.install().verify_timeout()));
       }
       if (timeout < absl::Seconds(1) || timeout > absl::Hours(1)) {
         return absl::InvalidArgumentError("install command: verify timeout must be 1s to 1h");

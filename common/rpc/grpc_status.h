@@ -3,9 +3,9 @@
 // absl::Status <-> grpc::Status. The canonical codes are the same numbers on both sides, so an
 // error crosses the wire with its code and message unchanged.
 
-#include <string>
-
 #include <grpcpp/support/status.h>
+
+#include <string>
 
 #include "absl/status/status.h"
 

@@ -16,8 +16,7 @@ absl::StatusOr<absl::Time> ParseRfc3339(absl::string_view text) {
   absl::Time t;
   std::string err;
   if (!absl::ParseTime(absl::RFC3339_full, text, &t, &err)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("'", text, "' is not an RFC 3339 time: ", err));
+    return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not an RFC 3339 time: ", err));
   }
   return t;
 }
@@ -33,8 +32,8 @@ absl::StatusOr<absl::Duration> ParseHumanDuration(absl::string_view text) {
     return absl::Hours(24 * days);
   }
   if (!absl::ParseDuration(s, &d) || s.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "'", text, "' is not a duration (use forms such as 30s, 15m, 1h30m, 30d)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", text, "' is not a duration (use forms such as 30s, 15m, 1h30m, 30d)"));
   }
   if (d < absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat("duration '", text, "' is negative"));

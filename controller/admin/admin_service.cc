@@ -17,9 +17,9 @@ absl::Status AdminService::Authorize(const PeerIdentity& peer, Role needed) {
         absl::StrCat("agent ", peer.name, " may not use the admin API"));
   }
   if (static_cast<int>(peer.role) < static_cast<int>(needed)) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "operator ", peer.name, " has role ", common::model::RoleName(peer.role), "; this needs ",
-        common::model::RoleName(needed), " or higher"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("operator ", peer.name, " has role ", common::model::RoleName(peer.role),
+                     "; this needs ", common::model::RoleName(needed), " or higher"));
   }
   return absl::OkStatus();
 }
@@ -71,8 +71,7 @@ absl::StatusOr<std::vector<CertificateView>> AdminService::ListCertificates(
     }
     filter.code = query.code;
   }
-  CF_ASSIGN_OR_RETURN(std::vector<store::CertificateRecord> rows,
-                      store_.ListCertificates(filter));
+  CF_ASSIGN_OR_RETURN(std::vector<store::CertificateRecord> rows, store_.ListCertificates(filter));
   CF_ASSIGN_OR_RETURN(auto fqdns, AgentFqdns());
   std::vector<CertificateView> out;
   out.reserve(rows.size());

@@ -36,8 +36,8 @@ struct CertificateView {
 // Thread-safe. Methods block on the store: call them from an executor.
 class AdminService {
  public:
-  AdminService(store::Store& store, fleet::Fleet& fleet,
-               enrollment::EnrollmentService& enrollment, common::Clock& clock)
+  AdminService(store::Store& store, fleet::Fleet& fleet, enrollment::EnrollmentService& enrollment,
+               common::Clock& clock)
       : store_(store), fleet_(fleet), enrollment_(enrollment), clock_(clock) {}
 
   // OK when `peer` is an operator with at least `needed`; PermissionDenied otherwise (agents

@@ -29,9 +29,8 @@ constexpr absl::Duration kDay = absl::Hours(24);
 
 bool LooksLikeIp(absl::string_view name) {
   if (name.find(':') != absl::string_view::npos) return true;
-  return !name.empty() && std::all_of(name.begin(), name.end(), [](char c) {
-    return absl::ascii_isdigit(c) || c == '.';
-  });
+  return !name.empty() && std::all_of(name.begin(), name.end(),
+                                      [](char c) { return absl::ascii_isdigit(c) || c == '.'; });
 }
 
 std::string HostName() {
@@ -41,7 +40,7 @@ std::string HostName() {
 }
 
 absl::StatusOr<std::pair<X509Ptr, EvpPkeyPtr>> LoadPair(const std::string& cert_path,
-                                                       const std::string& key_path) {
+                                                        const std::string& key_path) {
   CF_ASSIGN_OR_RETURN(std::string cert_pem, common::ReadFileToString(cert_path));
   CF_ASSIGN_OR_RETURN(std::string key_pem, common::ReadFileToString(key_path));
   auto cert = common::crypto::CertificateFromPem(cert_pem);
@@ -88,8 +87,8 @@ absl::Status ControllerPki::Load() {
     rs.key_usage = common::model::kKeyCertSign | common::model::kCrlSign;
     rs.not_before = now - absl::Hours(1);
     rs.not_after = now + 10 * 365 * kDay;
-    CF_ASSIGN_OR_RETURN(X509Ptr root, common::crypto::IssueCertificate(rs, rk.get(), nullptr,
-                                                                       rk.get()));
+    CF_ASSIGN_OR_RETURN(X509Ptr root,
+                        common::crypto::IssueCertificate(rs, rk.get(), nullptr, rk.get()));
     CF_ASSIGN_OR_RETURN(EvpPkeyPtr ik, common::crypto::GenerateRsaKey(3072));
     CertificateSpec is = rs;
     is.subject_cn = "certfleet Issuing CA";
@@ -104,8 +103,8 @@ absl::Status ControllerPki::Load() {
         common::WriteFileAtomically(iss_key, common::crypto::PrivateKeyToPem(ik.get()), 0600));
     CF_RETURN_IF_ERROR(common::WriteFileAtomically(
         iss_cert, common::crypto::CertificateToPem(issuing.get()), 0644));
-    CF_RETURN_IF_ERROR(common::WriteFileAtomically(
-        root_cert, common::crypto::CertificateToPem(root.get()), 0644));
+    CF_RETURN_IF_ERROR(
+        common::WriteFileAtomically(root_cert, common::crypto::CertificateToPem(root.get()), 0644));
   }
   CF_ASSIGN_OR_RETURN(auto root_pair, LoadPair(root_cert, root_key));
   CF_ASSIGN_OR_RETURN(auto iss_pair, LoadPair(iss_cert, iss_key));
@@ -123,7 +122,8 @@ absl::Status ControllerPki::Load() {
 
   const std::string admin_dir = options_.state_dir + "/admin";
   if (!common::FileExists(admin_dir + "/client.key")) {
-    CF_ASSIGN_OR_RETURN(IssuedCredential admin, IssueOperator(common::model::Role::kAdmin, "admin"));
+    CF_ASSIGN_OR_RETURN(IssuedCredential admin,
+                        IssueOperator(common::model::Role::kAdmin, "admin"));
     CF_RETURN_IF_ERROR(WriteCredentialDir(admin_dir, admin));
     common::LogInfo("wrote admin credentials for certfleetctl to ", admin_dir);
   }
@@ -180,18 +180,16 @@ absl::Status ControllerPki::EnsureServerCertificate() {
     spec.extended_key_usage = {std::string(common::model::kServerAuthOid)};
     spec.not_before = now - absl::Hours(1);
     spec.not_after = now + 365 * kDay;
-    CF_ASSIGN_OR_RETURN(X509Ptr cert, common::crypto::IssueCertificate(spec, key.get(),
-                                                                       issuing_.get(),
-                                                                       issuing_key_.get()));
+    CF_ASSIGN_OR_RETURN(X509Ptr cert, common::crypto::IssueCertificate(
+                                          spec, key.get(), issuing_.get(), issuing_key_.get()));
     server_key_pem_ = common::crypto::PrivateKeyToPem(key.get());
     CF_RETURN_IF_ERROR(common::WriteFileAtomically(key_path, server_key_pem_, 0600));
-    CF_RETURN_IF_ERROR(common::WriteFileAtomically(
-        cert_path, common::crypto::CertificateToPem(cert.get()), 0644));
+    CF_RETURN_IF_ERROR(
+        common::WriteFileAtomically(cert_path, common::crypto::CertificateToPem(cert.get()), 0644));
   }
   CF_ASSIGN_OR_RETURN(std::string leaf_pem, common::ReadFileToString(cert_path));
   CF_ASSIGN_OR_RETURN(X509Ptr leaf, common::crypto::CertificateFromPem(leaf_pem));
-  server_chain_pem_ =
-      common::crypto::CertificateToPem(leaf.get()) + issuing_pem_ + root_pem_;
+  server_chain_pem_ = common::crypto::CertificateToPem(leaf.get()) + issuing_pem_ + root_pem_;
   return absl::OkStatus();
 }
 
@@ -217,9 +215,8 @@ absl::StatusOr<IssuedCredential> ControllerPki::IssueAgentIdentity(absl::string_
   spec.extended_key_usage = {std::string(common::model::kClientAuthOid)};
   spec.not_before = now - absl::Minutes(5);
   spec.not_after = now + options_.agent_identity_lifetime;
-  CF_ASSIGN_OR_RETURN(X509Ptr cert, common::crypto::IssueCertificate(spec, pub.get(),
-                                                                     issuing_.get(),
-                                                                     issuing_key_.get()));
+  CF_ASSIGN_OR_RETURN(X509Ptr cert, common::crypto::IssueCertificate(
+                                        spec, pub.get(), issuing_.get(), issuing_key_.get()));
   IssuedCredential out;
   out.chain_pem = common::crypto::CertificateToPem(cert.get()) + issuing_pem_;
   CF_ASSIGN_OR_RETURN(auto described, common::crypto::DescribeCertificate(cert.get(), false));
@@ -244,9 +241,8 @@ absl::StatusOr<IssuedCredential> ControllerPki::IssueOperator(common::model::Rol
   spec.extended_key_usage = {std::string(common::model::kClientAuthOid)};
   spec.not_before = now - absl::Minutes(5);
   spec.not_after = now + options_.operator_lifetime;
-  CF_ASSIGN_OR_RETURN(X509Ptr cert, common::crypto::IssueCertificate(spec, key.get(),
-                                                                     issuing_.get(),
-                                                                     issuing_key_.get()));
+  CF_ASSIGN_OR_RETURN(X509Ptr cert, common::crypto::IssueCertificate(
+                                        spec, key.get(), issuing_.get(), issuing_key_.get()));
   IssuedCredential out;
   out.chain_pem = common::crypto::CertificateToPem(cert.get()) + issuing_pem_;
   out.key_pem = common::crypto::PrivateKeyToPem(key.get());

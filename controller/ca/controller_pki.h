@@ -68,8 +68,7 @@ class ControllerPki {
                                                       absl::string_view fqdn);
 
   // Makes a key and an operator credential with `role` for `name`.
-  absl::StatusOr<IssuedCredential> IssueOperator(common::model::Role role,
-                                                 absl::string_view name);
+  absl::StatusOr<IssuedCredential> IssueOperator(common::model::Role role, absl::string_view name);
 
   // Signs `spec` for `subject_public_key` with the issuing CA (the builtin issuer's signing
   // step). Errors as common::crypto::IssueCertificate.

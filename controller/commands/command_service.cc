@@ -17,9 +17,10 @@ absl::Status Validate(common::model::CommandPayload& payload) {
   constexpr size_t kMaxData = 1 << 20;
   auto thumb = [](std::string& t, absl::string_view kind) -> absl::Status {
     if (!common::model::IsThumbprint(t)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          kind, ": '", t.substr(0, 64), "' is not a thumbprint (40 hex digits, as inspect and "
-          "certs list print it)"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(kind, ": '", t.substr(0, 64),
+                       "' is not a thumbprint (40 hex digits, as inspect and "
+                       "certs list print it)"));
     }
     absl::AsciiStrToUpper(&t);
     return absl::OkStatus();
@@ -90,11 +91,10 @@ absl::StatusOr<store::CommandRecord> CommandService::Create(const CreateRequest&
   CF_RETURN_IF_ERROR(Validate(record.command.payload));
   CF_ASSIGN_OR_RETURN(record.command.agent_id, ResolveAgent(request.agent));
   const absl::Time now = clock_.Now();
-  record.command.id =
-      request.id.empty()
-          ? absl::StrCat("cmd-", absl::AsciiStrToLower(
-                                     common::crypto::HexUpper(common::crypto::RandomBytes(12))))
-          : request.id;
+  record.command.id = request.id.empty()
+                          ? absl::StrCat("cmd-", absl::AsciiStrToLower(common::crypto::HexUpper(
+                                                     common::crypto::RandomBytes(12))))
+                          : request.id;
   record.command.deadline = now + request.timeout;
   record.created_by = request.created_by;
   record.created_at = now;

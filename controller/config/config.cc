@@ -44,9 +44,9 @@ absl::StatusOr<std::vector<std::string>> StringList(const YAML::Node& node,
 
 absl::StatusOr<common::model::CertificateProfile> ParseProfile(const YAML::Node& node,
                                                                const std::string& where) {
-  CF_RETURN_IF_ERROR(CheckKeys(node, where,
-                               {"name", "key_bits", "signature_hash", "validity",
-                                "extra_dns_names", "template_name"}));
+  CF_RETURN_IF_ERROR(CheckKeys(
+      node, where,
+      {"name", "key_bits", "signature_hash", "validity", "extra_dns_names", "template_name"}));
   common::model::CertificateProfile p = common::model::ScomProfile();
   if (!node["name"]) return Bad(where, "needs a name");
   CF_ASSIGN_OR_RETURN(p.name, Scalar(node["name"], where + ".name"));
@@ -60,8 +60,7 @@ absl::StatusOr<common::model::CertificateProfile> ParseProfile(const YAML::Node&
   }
   if (node["validity"]) {
     CF_ASSIGN_OR_RETURN(std::string v, Scalar(node["validity"], where + ".validity"));
-    CF_ASSIGN_OR_RETURN(p.validity, common::ParseHumanDuration(v), "config: ", where,
-                        ".validity");
+    CF_ASSIGN_OR_RETURN(p.validity, common::ParseHumanDuration(v), "config: ", where, ".validity");
   }
   if (node["extra_dns_names"]) {
     CF_ASSIGN_OR_RETURN(p.extra_dns_names,
@@ -96,7 +95,8 @@ absl::StatusOr<ControllerConfig> ParseNode(const YAML::Node& root) {
     int i = 0;
     for (const auto& node : root["issuers"]) {
       std::string where = absl::StrCat("issuers[", i++, "]");
-      CF_RETURN_IF_ERROR(CheckKeys(node, where, {"name", "type", "command", "environment", "timeout"}));
+      CF_RETURN_IF_ERROR(
+          CheckKeys(node, where, {"name", "type", "command", "environment", "timeout"}));
       CommandIssuerConfig c;
       if (!node["name"]) return Bad(where, "needs a name");
       CF_ASSIGN_OR_RETURN(c.name, Scalar(node["name"], where + ".name"));

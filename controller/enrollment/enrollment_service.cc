@@ -54,8 +54,7 @@ absl::StatusOr<CreatedToken> EnrollmentService::CreateToken(const CreateTokenReq
 }
 
 absl::StatusOr<EnrollResult> EnrollmentService::Enroll(const EnrollRequest& request) {
-  CF_ASSIGN_OR_RETURN(common::model::JoinToken token,
-                      common::model::ParseJoinToken(request.token));
+  CF_ASSIGN_OR_RETURN(common::model::JoinToken token, common::model::ParseJoinToken(request.token));
   if (token.ca_pin != pki_.RootPin()) {
     return absl::InvalidArgumentError(
         "the join token pins another controller's CA; create a token on this controller");

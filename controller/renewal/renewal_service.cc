@@ -17,8 +17,8 @@ namespace {
 using common::model::RenewalState;
 
 std::string NewId() {
-  return absl::StrCat("ren-", absl::AsciiStrToLower(common::crypto::HexUpper(
-                                  common::crypto::RandomBytes(12))));
+  return absl::StrCat(
+      "ren-", absl::AsciiStrToLower(common::crypto::HexUpper(common::crypto::RandomBytes(12))));
 }
 
 }  // namespace
@@ -48,9 +48,9 @@ absl::StatusOr<store::RenewalRecord> RenewalService::Start(const StartRequest& r
   active.active_only = true;
   CF_ASSIGN_OR_RETURN(auto running, deps_.store.ListRenewals(active));
   if (!running.empty()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "agent ", agent->fqdn, " already has renewal ", running.front().id, " in state ",
-        common::model::RenewalStateName(running.front().state)));
+    return absl::FailedPreconditionError(
+        absl::StrCat("agent ", agent->fqdn, " already has renewal ", running.front().id,
+                     " in state ", common::model::RenewalStateName(running.front().state)));
   }
   const absl::Time now = deps_.clock.Now();
   store::RenewalRecord r;
@@ -69,7 +69,7 @@ absl::StatusOr<store::RenewalRecord> RenewalService::Start(const StartRequest& r
   r.updated_at = now;
   CF_RETURN_IF_ERROR(deps_.store.CreateRenewal(r), "storing the renewal");
   common::LogInfo("renewal ", r.id, " of ", r.fqdn, " started by ", request.created_by);
-  Nudge(r.id);
+  Post(r.id, false);
   return r;
 }
 
@@ -91,12 +91,17 @@ absl::StatusOr<std::vector<store::RenewalRecord>> RenewalService::List(
 
 void RenewalService::OnCommandFinal(const store::CommandRecord& command) {
   auto r = deps_.store.FindRenewalByCommand(command.command.id);
-  if (r.ok()) Nudge(r->id);
+  if (r.ok()) Post(r->id, false);
 }
 
-void RenewalService::Nudge(absl::string_view id) {
-  std::string job(id);
-  deps_.executor.Post([this, job] { Advance(job); });
+void RenewalService::Nudge(absl::string_view id) { Post(std::string(id), true); }
+
+void RenewalService::Post(const std::string& id, bool now) {
+  if (now) {
+    absl::MutexLock lock(&mu_);
+    nudged_.insert(id);
+  }
+  deps_.executor.Post([this, id] { Advance(id); });
 }
 
 void RenewalService::Tick() {
@@ -109,7 +114,7 @@ void RenewalService::Tick() {
   }
   const absl::Time now = deps_.clock.Now();
   for (const auto& r : *active) {
-    if (r.next_attempt_at <= now) Nudge(r.id);
+    if (r.next_attempt_at <= now) Post(r.id, false);
   }
 }
 
@@ -123,8 +128,14 @@ void RenewalService::Advance(const std::string& id) {
     running_.insert(id);
   }
   while (true) {
+    bool nudged;
+    {
+      absl::MutexLock lock(&mu_);
+      nudged = nudged_.erase(id) > 0;
+    }
     auto r = deps_.store.GetRenewal(id);
     if (r.ok()) {
+      if (nudged) r->next_attempt_at = absl::InfinitePast();
       // Bounded: a job has fewer steps than this.
       for (int i = 0; i < 32 && !common::model::IsTerminal(r->state) && Step(*r); ++i) {
       }
@@ -201,8 +212,8 @@ bool RenewalService::HandleIssuerAnswer(store::RenewalRecord& r,
         result.status().code() == absl::StatusCode::kInvalidArgument) {
       return Fail(r, absl::StrCat("issuer ", r.issuer, ": ", result.status().message()));
     }
-    common::LogWarning("renewal ", r.id, ": issuer ", r.issuer, ": ",
-                       result.status().ToString(), "; retrying");
+    common::LogWarning("renewal ", r.id, ": issuer ", r.issuer, ": ", result.status().ToString(),
+                       "; retrying");
     r.next_attempt_at = now + options_.poll_interval;
     return Save(r);
   }
@@ -225,9 +236,9 @@ bool RenewalService::HandleIssuerAnswer(store::RenewalRecord& r,
       if (r.issuer == "manual") r.approval_request_id = result->cookie;
       r.next_attempt_at = now + std::max(options_.poll_interval, result->retry_after);
       if (first) {
-        Transition(r, RenewalState::kPendingApproval,
-                   absl::StrCat("waiting for issuer ", r.issuer, " (request ", result->cookie,
-                                ")"));
+        Transition(
+            r, RenewalState::kPendingApproval,
+            absl::StrCat("waiting for issuer ", r.issuer, " (request ", result->cookie, ")"));
         // Transition cleared the next attempt time: keep polling at the interval.
         r.next_attempt_at = now + std::max(options_.poll_interval, result->retry_after);
       }
@@ -237,8 +248,8 @@ bool RenewalService::HandleIssuerAnswer(store::RenewalRecord& r,
       return Fail(r, absl::StrCat("issuer ", r.issuer, " rejected the request: ", result->reason));
     case ca::IssuanceResult::Kind::kRetryLater:
       r.next_attempt_at = now + std::max(options_.poll_interval, result->retry_after);
-      common::LogInfo("renewal ", r.id, ": issuer ", r.issuer, " asks to retry later: ",
-                      result->reason);
+      common::LogInfo("renewal ", r.id, ": issuer ", r.issuer,
+                      " asks to retry later: ", result->reason);
       return Save(r);
   }
   return false;
@@ -290,8 +301,8 @@ bool RenewalService::Step(store::RenewalRecord& r) {
       req.csr_pem = r.csr_pem;
       req.profile = r.profile;
       req.cookie = r.issuer_cookie;
-      auto answer = r.issuer_cookie.empty() ? issuer->second->Submit(req)
-                                            : issuer->second->Poll(req);
+      auto answer =
+          r.issuer_cookie.empty() ? issuer->second->Submit(req) : issuer->second->Poll(req);
       return HandleIssuerAnswer(r, answer);
     }
     case RenewalState::kIssued: {
@@ -312,7 +323,8 @@ bool RenewalService::Step(store::RenewalRecord& r) {
       install.chain_pem = r.chain_pem;
       install.bind = false;  // the rebind is its own step, with its own evidence
       auto id = CreateCommand(r, "install", install);
-      if (!id.ok()) return Fail(r, absl::StrCat("cannot send the certificate: ", id.status().message()));
+      if (!id.ok())
+        return Fail(r, absl::StrCat("cannot send the certificate: ", id.status().message()));
       r.install_command_id = *id;
       return Transition(r, RenewalState::kInstallSent, absl::StrCat("command ", *id));
     }

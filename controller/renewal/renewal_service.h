@@ -71,10 +71,13 @@ class RenewalService {
   // Looks at every active job (at start: resumes what a restart interrupted; then
   // periodically: polls pending issuers, retries). Blocks on the store; call from a timer.
   void Tick();
-  // Advances job `id` soon (e.g. an officer approved its request). Never blocks.
+  // Advances job `id` soon (e.g. an officer approved its request), without waiting for its next
+  // attempt time: a job waiting for its issuer asks it again at once. Never blocks.
   void Nudge(absl::string_view id);
 
  private:
+  // Queues Advance(id) on the executor; `now`: as Nudge, regardless of the next attempt time.
+  void Post(const std::string& id, bool now);
   void Advance(const std::string& id);
   // Runs one step of `r`. Returns true when the job moved and the next step may follow at once.
   bool Step(store::RenewalRecord& r);
@@ -89,8 +92,7 @@ class RenewalService {
   std::optional<store::CommandRecord> FinishedCommand(absl::string_view id);
   bool HandleIssuerAnswer(store::RenewalRecord& r,
                           const absl::StatusOr<ca::IssuanceResult>& result);
-  absl::StatusOr<std::string> CreateCommand(const store::RenewalRecord& r,
-                                            absl::string_view suffix,
+  absl::StatusOr<std::string> CreateCommand(const store::RenewalRecord& r, absl::string_view suffix,
                                             common::model::CommandPayload payload);
 
   RenewalDeps deps_;
@@ -98,6 +100,8 @@ class RenewalService {
   absl::Mutex mu_;
   std::set<std::string> running_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> again_ ABSL_GUARDED_BY(mu_);
+  // Nudged jobs: their next Advance ignores the next attempt time.
+  std::set<std::string> nudged_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace certfleet::controller::renewal

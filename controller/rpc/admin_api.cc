@@ -25,17 +25,15 @@ grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* context, common::Exec
                               std::function<absl::Status(const PeerIdentity&)> work) {
   auto* reactor = context->DefaultReactor();
   auto peer = PeerIdentityOf(*context);
-  absl::Status allowed =
-      peer.ok() ? admin::AdminService::Authorize(*peer, needed) : peer.status();
+  absl::Status allowed = peer.ok() ? admin::AdminService::Authorize(*peer, needed) : peer.status();
   if (!allowed.ok()) {
     common::LogWarning("admin call ", method, " from ", context->peer(),
                        " refused: ", allowed.message());
     reactor->Finish(ToGrpcStatus(allowed));
     return reactor;
   }
-  bool posted = executor.Post([reactor, work = std::move(work), who = *peer] {
-    reactor->Finish(ToGrpcStatus(work(who)));
-  });
+  bool posted = executor.Post(
+      [reactor, work = std::move(work), who = *peer] { reactor->Finish(ToGrpcStatus(work(who))); });
   if (!posted) {
     reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "controller shutting down"));
   }
@@ -100,7 +98,7 @@ grpc::ServerUnaryReactor* AdminApiService::ListCertificates(
 }
 
 absl::Status AdminApiService::Describe(const store::CommandRecord& record,
-                                      certfleet::v1::CommandInfo* out) {
+                                       certfleet::v1::CommandInfo* out) {
   auto fqdns = service_.AgentFqdns();
   if (!fqdns.ok()) return fqdns.status();
   ToProto(record, (*fqdns)[record.command.agent_id], out);
@@ -245,8 +243,7 @@ grpc::ServerUnaryReactor* AdminApiService::ListRenewals(
 }
 
 grpc::ServerUnaryReactor* AdminApiService::ListApprovalRequests(
-    grpc::CallbackServerContext* context,
-    const certfleet::v1::ListApprovalRequestsRequest* request,
+    grpc::CallbackServerContext* context, const certfleet::v1::ListApprovalRequestsRequest* request,
     certfleet::v1::ListApprovalRequestsResponse* response) {
   return Run(context, executor_, Role::kViewer, "ListApprovalRequests",
              [this, request, response](const PeerIdentity&) -> absl::Status {

@@ -57,8 +57,7 @@ class AdminApiService final : public certfleet::v1::Admin::CallbackService {
       const certfleet::v1::ListApprovalRequestsRequest* request,
       certfleet::v1::ListApprovalRequestsResponse* response) override;
   grpc::ServerUnaryReactor* GetApprovalRequest(
-      grpc::CallbackServerContext* context,
-      const certfleet::v1::GetApprovalRequestRequest* request,
+      grpc::CallbackServerContext* context, const certfleet::v1::GetApprovalRequestRequest* request,
       certfleet::v1::ApprovalRequestInfo* response) override;
   grpc::ServerUnaryReactor* DecideApprovalRequest(
       grpc::CallbackServerContext* context,

@@ -281,8 +281,8 @@ class ConnectReactor final : public grpc::ServerBidiReactor<AgentMessage, Contro
 
   void HandleCommandUpdate(const certfleet::v1::CommandUpdate& update) {
     if (!hello_seen_) {
-      RequestFinish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                 "send Hello before command updates"));
+      RequestFinish(
+          grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "send Hello before command updates"));
       return;
     }
     absl::Status s;
@@ -307,8 +307,8 @@ class ConnectReactor final : public grpc::ServerBidiReactor<AgentMessage, Contro
 
   void HandleInventory(const certfleet::v1::Inventory& inventory) {
     if (!hello_seen_) {
-      RequestFinish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                                 "send Hello before Inventory"));
+      RequestFinish(
+          grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "send Hello before Inventory"));
       return;
     }
     auto report = FromProto(inventory, agent_id_);

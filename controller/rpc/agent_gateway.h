@@ -32,8 +32,8 @@ class AgentGatewayService final : public certfleet::v1::AgentGateway::CallbackSe
                                    const certfleet::v1::EnrollRequest* request,
                                    certfleet::v1::EnrollResponse* response) override;
 
-  grpc::ServerBidiReactor<certfleet::v1::AgentMessage, certfleet::v1::ControllerMessage>*
-  Connect(grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<certfleet::v1::AgentMessage, certfleet::v1::ControllerMessage>* Connect(
+      grpc::CallbackServerContext* context) override;
 
  private:
   AgentGatewayDeps deps_;

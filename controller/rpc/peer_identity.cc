@@ -7,8 +7,7 @@
 
 namespace certfleet::controller::rpc {
 
-absl::StatusOr<common::model::PeerIdentity> PeerIdentityOf(
-    const grpc::ServerContextBase& context) {
+absl::StatusOr<common::model::PeerIdentity> PeerIdentityOf(const grpc::ServerContextBase& context) {
   auto auth = context.auth_context();
   if (!auth || !auth->IsPeerAuthenticated()) {
     return absl::UnauthenticatedError(
@@ -18,7 +17,8 @@ absl::StatusOr<common::model::PeerIdentity> PeerIdentityOf(
   if (pem.empty()) {
     return absl::UnauthenticatedError("the client presented no certificate");
   }
-  auto cert = common::crypto::CertificateFromPem(std::string(pem.front().data(), pem.front().size()));
+  auto cert =
+      common::crypto::CertificateFromPem(std::string(pem.front().data(), pem.front().size()));
   if (!cert.ok()) return absl::UnauthenticatedError("the client certificate cannot be read");
   auto info = common::crypto::DescribeCertificate(cert->get(), false);
   if (!info.ok()) return absl::UnauthenticatedError("the client certificate cannot be read");

@@ -43,8 +43,7 @@ class Store {
   // them (the token wins on a shared key); its FQDN is checked against the token's binding as
   // in ConsumeJoinToken. Errors as ConsumeJoinToken and CreateAgent.
   virtual absl::StatusOr<JoinTokenRecord> EnrollAgent(absl::string_view token_hash,
-                                                      const AgentRecord& agent,
-                                                      absl::Time now) = 0;
+                                                      const AgentRecord& agent, absl::Time now) = 0;
 
   // NotFound when unknown.
   virtual absl::StatusOr<AgentRecord> GetAgent(absl::string_view id) = 0;

@@ -85,8 +85,8 @@ TEST_F(CommandsTest, RepairImportRebindTrustAndRemoveDoWhatAnAdministratorDoesBy
   RunResult repair = Cmd({"repair", "--thumbprint", Thumbprint(unlinked)});
   ASSERT_EQ(repair.exit_code, 0) << repair.err << repair.out;
   EXPECT_EQ(Str(ParseObject(repair.out), "state"), "succeeded");
-  EXPECT_TRUE(absl::StrContains(ReadText(host_->root() + "/LocalMachine/My/unlinked.pem"),
-                                "PRIVATE KEY"));
+  EXPECT_TRUE(
+      absl::StrContains(ReadText(host_->root() + "/LocalMachine/My/unlinked.pem"), "PRIVATE KEY"));
 
   // Import a PFX exported the way Windows Server 2012 R2 does (RC2-40), with its password.
   TestCert renewed = pki_->Issue(pki_->ScomLeafSpec(host_->fqdn()));
@@ -95,14 +95,16 @@ TEST_F(CommandsTest, RepairImportRebindTrustAndRemoveDoWhatAnAdministratorDoesBy
   ASSERT_TRUE(pfx.ok());
   WriteText(dir_ + "/renewed.pfx", *pfx);
   WriteText(dir_ + "/pfx-password", "S3cret-pfx!\n");
-  RunResult import = Cmd({"import", dir_ + "/renewed.pfx", "--password-file", dir_ + "/pfx-password"});
+  RunResult import =
+      Cmd({"import", dir_ + "/renewed.pfx", "--password-file", dir_ + "/pfx-password"});
   ASSERT_EQ(import.exit_code, 0) << import.err << import.out;
   Struct imported = ParseObject(import.out);
   EXPECT_EQ(imported.fields().at("result").struct_value().fields().at("thumbprint").string_value(),
             Thumbprint(renewed));
 
   // Rebind to it: the registry now names it, and the evidence holds a 20053.
-  RunResult rebind = Cmd({"rebind", "--thumbprint", Thumbprint(renewed), "--verify-timeout", "20s"});
+  RunResult rebind =
+      Cmd({"rebind", "--thumbprint", Thumbprint(renewed), "--verify-timeout", "20s"});
   ASSERT_EQ(rebind.exit_code, 0) << rebind.err << rebind.out;
   Struct rebound = ParseObject(rebind.out);
   EXPECT_EQ(Str(rebound, "state"), "succeeded");
@@ -325,8 +327,7 @@ TEST_F(CommandsTest, AConnectionCutDuringACommandDeliversTheResultOnceAndRunsItO
   StartController(address_);
   ASSERT_TRUE(WaitFor(
       [&] {
-        std::string s =
-            Str(ParseObject(Ctl({"cmd", "show", id, "--output", "json"}).out), "state");
+        std::string s = Str(ParseObject(Ctl({"cmd", "show", id, "--output", "json"}).out), "state");
         return s == "succeeded" || s == "failed";
       },
       absl::Seconds(60)))
@@ -337,7 +338,8 @@ TEST_F(CommandsTest, AConnectionCutDuringACommandDeliversTheResultOnceAndRunsItO
   EXPECT_EQ(Str(r, "state"), "failed") << show.out;
   EXPECT_EQ(BoundSerial(*host_), ChannelSerial(old_));
   // One command, one rollback restart: a single 20053 from the restore.
-  EXPECT_EQ(CountEvents(*host_, 20053), 1) << ReadText(host_->root() + "/EventLog/Operations Manager.log");
+  EXPECT_EQ(CountEvents(*host_, 20053), 1)
+      << ReadText(host_->root() + "/EventLog/Operations Manager.log");
 }
 
 }  // namespace

@@ -129,11 +129,9 @@ class FleetTest : public ::testing::Test {
 
   void StartController(const std::string& listen) {
     fs::remove(state_dir() + "/listen.addr");
-    controller_ = std::make_unique<Process>(
-        ControllerArgs(listen),
-        dir_ + "/controller.log");
-    ASSERT_TRUE(WaitFor([&] { return fs::exists(state_dir() + "/listen.addr"); },
-                        absl::Seconds(60)))
+    controller_ = std::make_unique<Process>(ControllerArgs(listen), dir_ + "/controller.log");
+    ASSERT_TRUE(
+        WaitFor([&] { return fs::exists(state_dir() + "/listen.addr"); }, absl::Seconds(60)))
         << controller_->Log();
     address_ = std::string(absl::StripAsciiWhitespace(ReadText(state_dir() + "/listen.addr")));
   }
@@ -157,20 +155,20 @@ class FleetTest : public ::testing::Test {
 
   std::vector<std::string> AgentArgs(const LabHost& host, const std::string& token) {
     std::vector<std::string> args = {CERTFLEET_AGENT_BIN,
-                                      "--controller",
-                                      address_,
-                                      "--state-dir",
-                                      host.root() + "-agent",
-                                      "--platform",
-                                      "lab",
-                                      "--lab-root",
-                                      host.root(),
-                                      "--fqdn",
-                                      host.fqdn(),
-                                      "--scan-interval",
-                                      "1s",
-                                      "--max-backoff",
-                                      "1s"};
+                                     "--controller",
+                                     address_,
+                                     "--state-dir",
+                                     host.root() + "-agent",
+                                     "--platform",
+                                     "lab",
+                                     "--lab-root",
+                                     host.root(),
+                                     "--fqdn",
+                                     host.fqdn(),
+                                     "--scan-interval",
+                                     "1s",
+                                     "--max-backoff",
+                                     "1s"};
     if (!token.empty()) {
       args.push_back("--token");
       args.push_back(token);
@@ -179,8 +177,8 @@ class FleetTest : public ::testing::Test {
   }
 
   Process& StartAgent(const LabHost& host, const std::string& token) {
-    agents_.push_back(std::make_unique<Process>(AgentArgs(host, token),
-                                                host.root() + "-agent.log"));
+    agents_.push_back(
+        std::make_unique<Process>(AgentArgs(host, token), host.root() + "-agent.log"));
     return *agents_.back();
   }
 

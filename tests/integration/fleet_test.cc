@@ -135,10 +135,10 @@ TEST_F(FleetTest, ThreeAgentsEnrollAndTheirCertificatesAreJudged) {
     }
     return std::vector<std::string>{};
   };
-  EXPECT_TRUE(WaitFor([&] { return Has(drift_of(h1.fqdn()), "RENEWED_NOT_ACTIVE"); },
-                      absl::Seconds(30)));
-  EXPECT_TRUE(WaitFor([&] { return Has(drift_of(h2.fqdn()), "BINDING_NOT_FOUND"); },
-                      absl::Seconds(30)));
+  EXPECT_TRUE(
+      WaitFor([&] { return Has(drift_of(h1.fqdn()), "RENEWED_NOT_ACTIVE"); }, absl::Seconds(30)));
+  EXPECT_TRUE(
+      WaitFor([&] { return Has(drift_of(h2.fqdn()), "BINDING_NOT_FOUND"); }, absl::Seconds(30)));
   RunResult renewed = Ctl({"certs", "list", "--problem", "RENEWED_NOT_ACTIVE", "--output", "json"});
   ASSERT_EQ(renewed.exit_code, 0) << renewed.err;
   EXPECT_EQ(ParseArray(renewed.out).values_size(), 1);
@@ -175,8 +175,8 @@ TEST_F(FleetTest, TokensBoundToAnotherHostOrExpiredOrForgedAreRefused) {
 
   // The right pin with an unknown secret.
   std::string real = CreateToken();
-  std::string forged = "cfjt1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" +
-                       real.substr(real.rfind('.'));
+  std::string forged =
+      "cfjt1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" + real.substr(real.rfind('.'));
   RunResult unknown = RunCommand(AgentArgs(a, forged));
   EXPECT_EQ(unknown.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(unknown.err, "unknown join token")) << unknown.err;
@@ -189,13 +189,25 @@ TEST_F(FleetTest, TokensBoundToAnotherHostOrExpiredOrForgedAreRefused) {
 TEST_F(FleetTest, CallsWithoutAClientCertificateAreRefused) {
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = ReadText(admin_dir() + "/ca.pem");
-  auto stub = certfleet::v1::Admin::NewStub(
-      grpc::CreateChannel(address_, grpc::SslCredentials(ssl)));
+  auto stub =
+      certfleet::v1::Admin::NewStub(grpc::CreateChannel(address_, grpc::SslCredentials(ssl)));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
   certfleet::v1::ListAgentsResponse resp;
   grpc::Status s = stub->ListAgents(&ctx, certfleet::v1::ListAgentsRequest(), &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << s.error_message();
+}
+
+TEST_F(FleetTest, TheControllerRefusesTlsOlderThan1Point2) {
+  // The client is made to offer TLS 1.1 (OpenSSL 3 would not by default): the server refuses.
+  RunResult old = RunCommand({"/bin/sh", "-c",
+                              "echo | /usr/bin/openssl s_client -connect " + address_ +
+                                  " -tls1_1 -cipher 'DEFAULT:@SECLEVEL=0' 2>&1"});
+  EXPECT_TRUE(absl::StrContains(old.out, "Cipher is (NONE)")) << old.out;
+  RunResult current = RunCommand(
+      {"/bin/sh", "-c", "echo | /usr/bin/openssl s_client -connect " + address_ + " -tls1_2 2>&1"});
+  EXPECT_TRUE(absl::StrContains(current.out, "Protocol  : TLSv1.2")) << current.out;
+  EXPECT_FALSE(absl::StrContains(current.out, "Cipher is (NONE)")) << current.out;
 }
 
 TEST_F(FleetTest, AnAgentCredentialIsRefusedOnTheAdminApi) {
@@ -215,8 +227,9 @@ TEST_F(FleetTest, AnAgentCredentialIsRefusedOnTheAdminApi) {
 
 TEST_F(FleetTest, AViewerMayListButNotCreateTokens) {
   std::string viewer = dir_ + "/viewer";
-  RunResult issued = RunCommand({CERTFLEET_CONTROLLER_BIN, "issue-operator", "--state-dir", state_dir(),
-                          "--name", "alice", "--role", "viewer", "--out", viewer});
+  RunResult issued =
+      RunCommand({CERTFLEET_CONTROLLER_BIN, "issue-operator", "--state-dir", state_dir(), "--name",
+                  "alice", "--role", "viewer", "--out", viewer});
   ASSERT_EQ(issued.exit_code, 0) << issued.err;
   EXPECT_EQ(Ctl({"agents", "list"}, viewer).exit_code, 0);
   RunResult denied = Ctl({"tokens", "create"}, viewer);
@@ -247,9 +260,8 @@ TEST_F(FleetTest, AgentsComeBackAfterTheControllerRestarts) {
 }
 
 TEST_F(FleetTest, BadInputGetsAClearError) {
-  RunResult unreachable =
-      RunCommand({CERTFLEETCTL_BIN, "agents", "list", "--controller", "127.0.0.1:1", "--credentials",
-           admin_dir()});
+  RunResult unreachable = RunCommand({CERTFLEETCTL_BIN, "agents", "list", "--controller",
+                                      "127.0.0.1:1", "--credentials", admin_dir()});
   EXPECT_EQ(unreachable.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(unreachable.err, "cannot reach the controller")) << unreachable.err;
 
@@ -273,8 +285,8 @@ TEST_F(FleetTest, BadInputGetsAClearError) {
   EXPECT_NE(agent_flag.exit_code, 0);
 
   RunResult not_enrolled = RunCommand({CERTFLEET_AGENT_BIN, "--controller", address_, "--state-dir",
-                                dir_ + "/empty-agent", "--lab-root", dir_ + "/empty-host",
-                                "--fqdn", "x.corp.example"});
+                                       dir_ + "/empty-agent", "--lab-root", dir_ + "/empty-host",
+                                       "--fqdn", "x.corp.example"});
   EXPECT_EQ(not_enrolled.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(not_enrolled.err, "not enrolled")) << not_enrolled.err;
 }

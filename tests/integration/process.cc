@@ -49,7 +49,7 @@ int DecodeStatus(int status) {
 }  // namespace
 
 RunResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout,
-              const std::vector<std::string>& env) {
+                     const std::vector<std::string>& env) {
   char out_tmpl[] = "/tmp/cf-run-out-XXXXXX";
   char err_tmpl[] = "/tmp/cf-run-err-XXXXXX";
   int out_fd = mkstemp(out_tmpl);

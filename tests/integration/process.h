@@ -20,8 +20,9 @@ struct RunResult {
 
 // Runs `argv` to completion (killed after `timeout`), capturing stdout and stderr.
 // `env` entries "K=V" are added to the environment.
-RunResult RunCommand(const std::vector<std::string>& argv, absl::Duration timeout = absl::Seconds(60),
-              const std::vector<std::string>& env = {});
+RunResult RunCommand(const std::vector<std::string>& argv,
+                     absl::Duration timeout = absl::Seconds(60),
+                     const std::vector<std::string>& env = {});
 
 // A long-running child process; output goes to `log_path`. Killed (SIGKILL) on destruction if
 // still running.

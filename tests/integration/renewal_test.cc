@@ -200,9 +200,9 @@ TEST_F(RenewalTest, AJobKilledWithTheControllerAtAnyMomentCompletesWithOneIssuan
     StartController(address_);
     ASSERT_TRUE(WaitState(id, "done", absl::Seconds(90)))
         << Ctl({"renewals", "show", id}).out << controller_->Log();
-    RunResult count = RunCommand(
-        {"/usr/bin/sqlite3", state_dir() + "/controller.db",
-         absl::StrCat("SELECT count(*) FROM issuances WHERE renewal_id = '", id, "';")});
+    RunResult count =
+        RunCommand({"/usr/bin/sqlite3", state_dir() + "/controller.db",
+                    absl::StrCat("SELECT count(*) FROM issuances WHERE renewal_id = '", id, "';")});
     EXPECT_EQ(std::string(absl::StripAsciiWhitespace(count.out)), "1") << count.err;
   }
 }
@@ -229,11 +229,11 @@ TEST_F(RenewalTest, ACommandIssuerFromTheConfigFileSignsThroughTheShippedOpenssl
   fs::create_directories(ca + "/newcerts");
   WriteText(ca + "/index.txt", "");
   WriteText(ca + "/index.txt.attr", "unique_subject = no\n");
-  RunResult made = RunCommand(
-      {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-noenc", "-keyout",
-       ca + "/private/ca.key", "-out", ca + "/ca.pem", "-subj", "/CN=Corp openssl CA", "-days",
-       "30", "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
-       "keyUsage=critical,keyCertSign,cRLSign"});
+  RunResult made =
+      RunCommand({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-noenc", "-keyout",
+                  ca + "/private/ca.key", "-out", ca + "/ca.pem", "-subj", "/CN=Corp openssl CA",
+                  "-days", "30", "-addext", "basicConstraints=critical,CA:TRUE", "-addext",
+                  "keyUsage=critical,keyCertSign,cRLSign"});
   ASSERT_EQ(made.exit_code, 0) << made.err;
   WriteText(dir_ + "/controller.yaml",
             absl::StrCat("default_issuer: corp-ca\n"

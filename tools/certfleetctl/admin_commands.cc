@@ -47,8 +47,8 @@ int TokensCreate(const Connection& c, const std::string& ttl, const std::string&
   for (const auto& l : labels) {
     std::pair<std::string, std::string> kv = absl::StrSplit(l, absl::MaxSplits('=', 1));
     if (kv.first.empty() || l.find('=') == std::string::npos) {
-      return ReportError(absl::InvalidArgumentError(
-          absl::StrCat("--label '", l, "' is not KEY=VALUE")));
+      return ReportError(
+          absl::InvalidArgumentError(absl::StrCat("--label '", l, "' is not KEY=VALUE")));
     }
     (*req.mutable_labels())[kv.first] = kv.second;
   }
@@ -116,13 +116,12 @@ int CertsList(const Connection& c, const std::string& agent, const std::string& 
       bound.set_bool_value(hc.bound());
       auto* list = drift.mutable_list_value();
       for (const auto& d : hc.drift()) list->add_values()->set_string_value(d);
-      items.push_back(common::rpc::JsonObjectWithFields(
-          hc.certificate(), {{"agent_id", agent_id},
-                             {"fqdn", fqdn},
-                             {"store", store},
-                             {"location", location},
-                             {"bound", bound},
-                             {"drift", drift}}));
+      items.push_back(common::rpc::JsonObjectWithFields(hc.certificate(), {{"agent_id", agent_id},
+                                                                           {"fqdn", fqdn},
+                                                                           {"store", store},
+                                                                           {"location", location},
+                                                                           {"bound", bound},
+                                                                           {"drift", drift}}));
     }
     std::cout << "[" << absl::StrJoin(items, ",") << "]\n";
     return 0;

@@ -45,15 +45,16 @@ void PrintDetail(const CommandInfo& c) {
             << "sent:        " << TimeText(c.sent_at()) << " (" << c.attempts() << " times)\n"
             << "started:     " << TimeText(c.started_at()) << "\n"
             << "finished:    " << TimeText(c.finished_at()) << "\n";
-  if (!c.error().empty()) std::cout << "error:       " << c.error_code() << ": " << c.error() << "\n";
+  if (!c.error().empty())
+    std::cout << "error:       " << c.error_code() << ": " << c.error() << "\n";
   const auto& r = c.result();
   if (!r.thumbprint().empty()) std::cout << "thumbprint:  " << r.thumbprint() << "\n";
   if (r.problems_size() > 0) {
     std::cout << "problems:    " << absl::StrJoin(r.problems(), ",") << "\n";
   }
   if (!r.previous_channel_serial().empty() || !r.channel_serial().empty()) {
-    std::cout << "binding:     " << (r.previous_channel_serial().empty() ? "(none)"
-                                                                         : r.previous_channel_serial())
+    std::cout << "binding:     "
+              << (r.previous_channel_serial().empty() ? "(none)" : r.previous_channel_serial())
               << " -> " << (r.channel_serial().empty() ? "(none)" : r.channel_serial())
               << (r.rolled_back() ? " (rolled back)" : "") << "\n";
   }
@@ -97,8 +98,8 @@ int WaitFor(const Connection& c, certfleet::v1::Admin::Stub& stub, const std::st
     }
     if (IsFinal(info.state())) break;
     if (g_interrupted || absl::Now() > until) {
-      std::cerr << "certfleetctl: stopped waiting; command " << id << " is still "
-                << info.state() << " (see 'certfleetctl cmd show " << id << "')\n";
+      std::cerr << "certfleetctl: stopped waiting; command " << id << " is still " << info.state()
+                << " (see 'certfleetctl cmd show " << id << "')\n";
       return 1;
     }
     absl::SleepFor(absl::Milliseconds(300));
@@ -250,8 +251,7 @@ void RegisterCommandCommands(CLI::App& app, int* exit_code) {
        "Bind SCOM to a certificate: write ChannelCertificateSerialNumber, restart the "
        "HealthService, wait for event 20053, roll back on failure",
        false, true},
-      {"trust", "Add a CA certificate to Trusted Root (self-signed) or Intermediate", true,
-       false},
+      {"trust", "Add a CA certificate to Trusted Root (self-signed) or Intermediate", true, false},
       {"remove", "Remove a certificate from My (refused for the bound one)", false, true},
       {"scan", "Ask the agent for a fresh inventory now", false, false},
   };

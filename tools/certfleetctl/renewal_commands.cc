@@ -56,8 +56,7 @@ void PrintRenewal(const Connection& c, const RenewalInfo& r) {
               << (s.note().empty() ? "" : "  " + s.note()) << "\n";
   }
   if (r.evidence().events_size() > 0) {
-    std::cout << "rebind evidence" << (r.evidence().rolled_back() ? " (rolled back)" : "")
-              << ":\n";
+    std::cout << "rebind evidence" << (r.evidence().rolled_back() ? " (rolled back)" : "") << ":\n";
     for (const auto& e : r.evidence().events()) {
       std::cout << "  " << TimeText(e.time()) << "  " << e.id() << "  " << e.level() << "  "
                 << e.message() << "\n";
@@ -117,9 +116,8 @@ int Renew(const Connection& c, const certfleet::v1::StartRenewalRequest& req, bo
     }
     if (Terminal(info.state())) break;
     if (g_interrupted) {
-      std::cerr << "certfleetctl: stopped waiting; renewal " << info.id() << " is "
-                << info.state() << " (it goes on: 'certfleetctl renewals show " << info.id()
-                << "')\n";
+      std::cerr << "certfleetctl: stopped waiting; renewal " << info.id() << " is " << info.state()
+                << " (it goes on: 'certfleetctl renewals show " << info.id() << "')\n";
       return 1;
     }
     absl::SleepFor(absl::Milliseconds(300));
