@@ -67,7 +67,14 @@ absl::StatusOr<store::RenewalRecord> RenewalService::Start(const StartRequest& r
   r.created_by = request.created_by;
   r.created_at = now;
   r.updated_at = now;
-  CF_RETURN_IF_ERROR(deps_.store.CreateRenewal(r), "storing the renewal");
+  if (absl::Status s = deps_.store.CreateRenewal(r); !s.ok()) {
+    if (s.code() == absl::StatusCode::kAlreadyExists) {
+      // Another Start for this agent won the race between the check above and this insert.
+      return absl::FailedPreconditionError(
+          absl::StrCat("agent ", agent->fqdn, " already has an active renewal"));
+    }
+    return common::Annotate(s, "storing the renewal");
+  }
   common::LogInfo("renewal ", r.id, " of ", r.fqdn, " started by ", request.created_by);
   Post(r.id, false);
   return r;

@@ -153,8 +153,9 @@ class Store {
 
   // --- Renewal jobs ---
 
-  // AlreadyExists for a duplicate id; NotFound for an unknown agent; InvalidArgument for an
-  // empty id.
+  // AlreadyExists for a duplicate id, and when the agent already has a renewal that is not
+  // done, rolled_back or failed (one job at a time per host, also between racing callers);
+  // NotFound for an unknown agent; InvalidArgument for an empty id.
   virtual absl::Status CreateRenewal(const RenewalRecord& renewal) = 0;
   // NotFound when unknown.
   virtual absl::StatusOr<RenewalRecord> GetRenewal(absl::string_view id) = 0;

@@ -134,6 +134,12 @@ CREATE INDEX commands_unfinished_by_deadline ON commands (deadline)
 // state, the active ones (partial: it stays as small as the work in progress however long the
 // history grows), each of the three command ids (FindRenewalByCommand, one index per column
 // for the OR), issuances by renewal, approval requests by state. Times are unix microseconds.
+// One job at a time per host: two renewals racing for one agent cannot both be active.
+constexpr char kSchemaV4[] = R"sql(
+CREATE UNIQUE INDEX renewals_one_active_per_agent ON renewals (agent_id)
+  WHERE state NOT IN ('done', 'rolled_back', 'failed');
+)sql";
+
 constexpr char kSchemaV3[] = R"sql(
 CREATE TABLE commands_v3 (
   id TEXT NOT NULL PRIMARY KEY CHECK (id <> ''),
@@ -920,6 +926,7 @@ const std::vector<Migration>& SqliteStore::Migrations() {
       {1, "join tokens, agents, certificates", kSchemaV1},
       {2, "commands", kSchemaV2},
       {3, "renewals, issuances, approval requests; renew and install commands", kSchemaV3},
+      {4, "at most one active renewal per agent", kSchemaV4},
   };
   return *migrations;
 }

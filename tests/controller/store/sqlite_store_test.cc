@@ -177,7 +177,8 @@ TEST_F(SqliteStoreTest, TheSchemaIsAtTheLastMigrationWithItsIndexes) {
                                      "commands_by_created_at", "commands_unfinished_by_deadline",
                                      "issuances_by_renewal", "renewals_active", "renewals_by_agent",
                                      "renewals_by_bind_command", "renewals_by_install_command",
-                                     "renewals_by_renew_command", "renewals_by_state"));
+                                     "renewals_by_renew_command", "renewals_by_state",
+                                     "renewals_one_active_per_agent"));
 }
 
 TEST_F(SqliteStoreTest, AGarbageFileIsDataLossNamingThePath) {
@@ -577,8 +578,11 @@ TEST_F(SqliteStoreTest, AStoredRenewalThatCannotBeDecodedIsDataLoss) {
     std::unique_ptr<Store> store = OpenOrDie();
     ASSERT_NE(store, nullptr);
     ASSERT_TRUE(store->CreateAgent(Agent("agent-1", "web1.example.com")).ok());
+    // Ended jobs: an agent has at most one active renewal.
     for (const char* id : {"profile", "steps", "evidence"}) {
-      ASSERT_TRUE(store->CreateRenewal(Renewal(id, "agent-1")).ok());
+      RenewalRecord renewal = Renewal(id, "agent-1");
+      renewal.state = common::model::RenewalState::kDone;
+      ASSERT_TRUE(store->CreateRenewal(renewal).ok());
     }
   }
   {

@@ -2050,6 +2050,22 @@ TEST_P(StoreConformanceTest, CreatingARenewalWithAnExistingIdIsAlreadyExistsAndK
   EXPECT_THAT(ListRenewals(store(), filter), IsEmpty());
 }
 
+TEST_P(StoreConformanceTest, AnAgentHasAtMostOneActiveRenewal) {
+  ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  RenewalRecord first = Renewal("renewal-1", "agent-1");
+  ASSERT_TRUE(store().CreateRenewal(first).ok());
+  absl::Status second = store().CreateRenewal(Renewal("renewal-2", "agent-1", kT0 + kDay));
+  EXPECT_EQ(second.code(), absl::StatusCode::kAlreadyExists) << second;
+  EXPECT_EQ(store().GetRenewal("renewal-2").status().code(), absl::StatusCode::kNotFound);
+  // Another agent is not affected.
+  EXPECT_TRUE(store().CreateRenewal(Renewal("renewal-3", "agent-2")).ok());
+  // Once the first ended, the agent may be renewed again.
+  RenewalRecord done = first;
+  done.state = RenewalState::kDone;
+  ASSERT_TRUE(store().UpdateRenewal(done, RenewalState::kPlanned).ok());
+  EXPECT_TRUE(store().CreateRenewal(Renewal("renewal-2", "agent-1", kT0 + kDay)).ok());
+}
+
 TEST_P(StoreConformanceTest, CreatingARenewalForAnUnknownAgentIsNotFound) {
   ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
   absl::Status status = store().CreateRenewal(Renewal("renewal-1", "agent-9"));
@@ -2170,14 +2186,14 @@ TEST_P(StoreConformanceTest, ExactlyOneOfManyConcurrentStepsOfARenewalTakesEffec
 
 TEST_P(StoreConformanceTest, ListRenewalsFiltersByAgentStateAndActivity) {
   ASSERT_NO_FATAL_FAILURE(AddTwoAgents(store()));
+  // At most one active job per agent (AnAgentHasAtMostOneActiveRenewal).
   const std::pair<const char*, RenewalState> jobs[] = {
       {"a-done", RenewalState::kDone},
-      {"b-planned", RenewalState::kPlanned},
-      {"a-issued", RenewalState::kIssued},
       {"b-failed", RenewalState::kFailed},
       {"a-rolled", RenewalState::kRolledBack},
-      {"a-planned", RenewalState::kPlanned},
+      {"a-issued", RenewalState::kIssued},
       {"b-pending", RenewalState::kPendingApproval},
+      {"b-done", RenewalState::kDone},
   };
   int i = 0;
   for (const auto& [id, state] : jobs) {
@@ -2188,27 +2204,24 @@ TEST_P(StoreConformanceTest, ListRenewalsFiltersByAgentStateAndActivity) {
   }
 
   EXPECT_THAT(RenewalIds(ListRenewals(store())),
-              ElementsAre("a-done", "b-planned", "a-issued", "b-failed", "a-rolled", "a-planned",
-                          "b-pending"));
+              ElementsAre("a-done", "b-failed", "a-rolled", "a-issued", "b-pending", "b-done"));
   RenewalFilter filter;
   filter.agent_id = "agent-1";
   EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)),
-              ElementsAre("a-done", "a-issued", "a-rolled", "a-planned"));
+              ElementsAre("a-done", "a-rolled", "a-issued"));
   filter.active_only = true;
-  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("a-issued", "a-planned"));
-  filter.state = RenewalState::kPlanned;
-  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("a-planned"));
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("a-issued"));
+  filter.state = RenewalState::kIssued;
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("a-issued"));
   filter.state = RenewalState::kDone;  // not active: nothing
   EXPECT_THAT(ListRenewals(store(), filter), IsEmpty());
   filter.active_only = false;
   EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("a-done"));
   filter.agent_id.reset();
-  filter.state = RenewalState::kPlanned;
-  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("b-planned", "a-planned"));
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("a-done", "b-done"));
   filter.state.reset();
   filter.active_only = true;
-  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)),
-              ElementsAre("b-planned", "a-issued", "a-planned", "b-pending"));
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("a-issued", "b-pending"));
   filter.agent_id = "agent-9";
   EXPECT_THAT(ListRenewals(store(), filter), IsEmpty());
 }
@@ -2219,7 +2232,8 @@ TEST_P(StoreConformanceTest, ListRenewalsReturnsTheNewestLimitOldestFirst) {
   for (int i : {3, 0, 4, 1, 5, 2}) {
     RenewalRecord renewal = Renewal(absl::StrCat("r", i), i % 2 == 0 ? "agent-1" : "agent-2",
                                     kT0 + absl::Microseconds(i));
-    if (i == 4) renewal.state = RenewalState::kDone;
+    // One active job per agent: r2 and r5.
+    if (i != 2 && i != 5) renewal.state = RenewalState::kDone;
     ASSERT_TRUE(store().CreateRenewal(renewal).ok());
   }
   RenewalFilter filter;
@@ -2234,7 +2248,7 @@ TEST_P(StoreConformanceTest, ListRenewalsReturnsTheNewestLimitOldestFirst) {
   filter.agent_id = "agent-1";
   EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("r2", "r4"));
   filter.active_only = true;
-  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("r0", "r2"));
+  EXPECT_THAT(RenewalIds(ListRenewals(store(), filter)), ElementsAre("r2"));
 }
 
 TEST_P(StoreConformanceTest, FindRenewalByCommandFindsTheJobByEachOfItsThreeCommands) {
