@@ -23,13 +23,6 @@
 namespace certfleet::agent::rpc {
 namespace {
 
-struct SslCtxDeleter {
-  void operator()(SSL_CTX* p) const { SSL_CTX_free(p); }
-};
-struct SslDeleter {
-  void operator()(SSL* p) const { SSL_free(p); }
-};
-
 class Socket {
  public:
   Socket() = default;
@@ -124,12 +117,12 @@ absl::StatusOr<std::string> FetchPinnedCaPem(absl::string_view address, absl::st
         absl::StrCat("cannot reach the controller at ", address, ": ", s.message()));
   }
 
-  std::unique_ptr<SSL_CTX, SslCtxDeleter> ctx(SSL_CTX_new(TLS_client_method()));
+  common::crypto::SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
   if (!ctx) return absl::InternalError("cannot create a TLS context");
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   // Verification happens below, against the pin, not against a trust store.
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
-  std::unique_ptr<SSL, SslDeleter> ssl(SSL_new(ctx.get()));
+  common::crypto::SslPtr ssl(SSL_new(ctx.get()));
   if (!ssl) return absl::InternalError("cannot create a TLS connection");
   static const unsigned char kAlpn[] = {2, 'h', '2'};
   SSL_set_alpn_protos(ssl.get(), kAlpn, sizeof(kAlpn));

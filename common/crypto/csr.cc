@@ -19,41 +19,6 @@
 namespace certfleet::common::crypto {
 namespace {
 
-struct ExtensionStackDeleter {
-  void operator()(STACK_OF(X509_EXTENSION) * p) const {
-    sk_X509_EXTENSION_pop_free(p, X509_EXTENSION_free);
-  }
-};
-using ExtensionStackPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), ExtensionStackDeleter>;
-struct Asn1ObjectDeleter {
-  void operator()(ASN1_OBJECT* p) const { ASN1_OBJECT_free(p); }
-};
-using Asn1ObjectPtr = std::unique_ptr<ASN1_OBJECT, Asn1ObjectDeleter>;
-struct Asn1StringDeleter {
-  void operator()(ASN1_STRING* p) const { ASN1_STRING_free(p); }
-};
-using Asn1StringPtr = std::unique_ptr<ASN1_STRING, Asn1StringDeleter>;
-struct Asn1TypeDeleter {
-  void operator()(ASN1_TYPE* p) const { ASN1_TYPE_free(p); }
-};
-using Asn1TypePtr = std::unique_ptr<ASN1_TYPE, Asn1TypeDeleter>;
-struct Asn1SequenceDeleter {
-  void operator()(ASN1_SEQUENCE_ANY* p) const { sk_ASN1_TYPE_pop_free(p, ASN1_TYPE_free); }
-};
-using Asn1SequencePtr = std::unique_ptr<ASN1_SEQUENCE_ANY, Asn1SequenceDeleter>;
-struct ExtendedKeyUsageDeleter {
-  void operator()(EXTENDED_KEY_USAGE* p) const { sk_ASN1_OBJECT_pop_free(p, ASN1_OBJECT_free); }
-};
-using ExtendedKeyUsagePtr = std::unique_ptr<EXTENDED_KEY_USAGE, ExtendedKeyUsageDeleter>;
-struct GeneralNamesDeleter {
-  void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); }
-};
-using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, GeneralNamesDeleter>;
-struct X509ExtensionDeleter {
-  void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
-};
-using X509ExtensionPtr = std::unique_ptr<X509_EXTENSION, X509ExtensionDeleter>;
-
 // The name of the name-value pair that carries the template (MS-WCCE 2.2.2.7.10).
 constexpr absl::string_view kCertificateTemplateName = "CertificateTemplate";
 // KeyUsage has nine named bits (RFC 5280 4.2.1.3): digitalSignature (0) .. decipherOnly (8).
@@ -61,29 +26,6 @@ constexpr int kKeyUsageBits = 9;
 
 absl::Status OpenSslError(absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", DrainOpenSslErrors()));
-}
-
-std::string Utf8(const ASN1_STRING* s) {
-  unsigned char* out = nullptr;
-  int len = ASN1_STRING_to_UTF8(&out, s);
-  if (len < 0) {
-    ERR_clear_error();
-    return "";
-  }
-  std::string result(reinterpret_cast<const char*>(out), static_cast<size_t>(len));
-  OPENSSL_free(out);
-  return result;
-}
-
-std::string Dotted(const ASN1_OBJECT* object) {
-  char buf[128];
-  int len = OBJ_obj2txt(buf, sizeof(buf), object, /*no_name=*/1);
-  if (len <= 0) return "";
-  if (static_cast<size_t>(len) < sizeof(buf)) return std::string(buf, static_cast<size_t>(len));
-  std::string big(static_cast<size_t>(len) + 1, '\0');
-  OBJ_obj2txt(big.data(), static_cast<int>(big.size()), object, 1);
-  big.resize(static_cast<size_t>(len));
-  return big;
 }
 
 // The ASN1_OBJECT of a dotted OID (never a name: "serverAuth" is not accepted).
@@ -133,7 +75,7 @@ std::optional<std::string> StringOf(const ASN1_TYPE* type) {
     case V_ASN1_IA5STRING:
     case V_ASN1_UNIVERSALSTRING:
     case V_ASN1_T61STRING:
-      return Utf8(type->value.asn1_string);
+      return Asn1StringToUtf8(type->value.asn1_string);
     default:
       return std::nullopt;
   }
@@ -293,7 +235,7 @@ std::string TemplateFromAttributes(X509_REQ* csr) {
 std::optional<std::string> ExtensionValue(STACK_OF(X509_EXTENSION) * exts, absl::string_view oid) {
   for (int i = 0; i < sk_X509_EXTENSION_num(exts); ++i) {
     X509_EXTENSION* ext = sk_X509_EXTENSION_value(exts, i);
-    if (Dotted(X509_EXTENSION_get_object(ext)) != oid) continue;
+    if (ObjectToDotted(X509_EXTENSION_get_object(ext)) != oid) continue;
     const ASN1_OCTET_STRING* value = X509_EXTENSION_get_data(ext);
     return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(value)),
                        static_cast<size_t>(ASN1_STRING_length(value)));
@@ -319,7 +261,7 @@ std::string TemplateFromV2Extension(STACK_OF(X509_EXTENSION) * exts) {
   ERR_clear_error();
   if (seq == nullptr || sk_ASN1_TYPE_num(seq.get()) == 0) return "";
   const ASN1_TYPE* first = sk_ASN1_TYPE_value(seq.get(), 0);
-  return first->type == V_ASN1_OBJECT ? Dotted(first->value.object) : "";
+  return first->type == V_ASN1_OBJECT ? ObjectToDotted(first->value.object) : "";
 }
 
 // "SHA256", ... for the request's signature algorithm; "" when it names no separate digest.
@@ -432,10 +374,12 @@ absl::StatusOr<CsrInfo> InspectCsr(X509_REQ* csr) {
   int last = -1;
   while ((index = X509_NAME_get_index_by_NID(subject, NID_commonName, index)) >= 0) last = index;
   if (last >= 0) {
-    info.subject_cn = Utf8(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, last)));
+    info.subject_cn =
+        Asn1StringToUtf8(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, last)));
   }
   for (int i = 0; i < X509_REQ_get_attr_count(csr); ++i) {
-    info.attribute_oids.push_back(Dotted(X509_ATTRIBUTE_get0_object(X509_REQ_get_attr(csr, i))));
+    info.attribute_oids.push_back(
+        ObjectToDotted(X509_ATTRIBUTE_get0_object(X509_REQ_get_attr(csr, i))));
   }
 
   ExtensionStackPtr exts(X509_REQ_get_extensions(csr));
@@ -450,7 +394,8 @@ absl::StatusOr<CsrInfo> InspectCsr(X509_REQ* csr) {
     if (exts == nullptr) return OpenSslError("extension stack");
   }
   for (int i = 0; i < sk_X509_EXTENSION_num(exts.get()); ++i) {
-    std::string oid = Dotted(X509_EXTENSION_get_object(sk_X509_EXTENSION_value(exts.get(), i)));
+    std::string oid =
+        ObjectToDotted(X509_EXTENSION_get_object(sk_X509_EXTENSION_value(exts.get(), i)));
     for (const std::string& seen : info.extension_oids) {
       if (seen == oid) {
         return absl::InvalidArgumentError(
@@ -472,8 +417,9 @@ absl::StatusOr<CsrInfo> InspectCsr(X509_REQ* csr) {
   if (names != nullptr) {
     for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
       const GENERAL_NAME* name = sk_GENERAL_NAME_value(names.get(), i);
-      if (name->type == GEN_DNS) info.dns_names.push_back(Utf8(name->d.dNSName));
-      if (name->type == GEN_URI) info.uris.push_back(Utf8(name->d.uniformResourceIdentifier));
+      if (name->type == GEN_DNS) info.dns_names.push_back(Asn1StringToUtf8(name->d.dNSName));
+      if (name->type == GEN_URI)
+        info.uris.push_back(Asn1StringToUtf8(name->d.uniformResourceIdentifier));
     }
   }
   critical = -1;
@@ -493,7 +439,7 @@ absl::StatusOr<CsrInfo> InspectCsr(X509_REQ* csr) {
   if (eku == nullptr && critical >= 0) return malformed("ExtendedKeyUsage");
   if (eku != nullptr) {
     for (int i = 0; i < sk_ASN1_OBJECT_num(eku.get()); ++i) {
-      info.extended_key_usage.push_back(Dotted(sk_ASN1_OBJECT_value(eku.get(), i)));
+      info.extended_key_usage.push_back(ObjectToDotted(sk_ASN1_OBJECT_value(eku.get(), i)));
     }
   }
 

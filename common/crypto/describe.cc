@@ -20,19 +20,6 @@ namespace {
 constexpr char kTemplateNameOid[] = "1.3.6.1.4.1.311.20.2";
 constexpr char kTemplateV2Oid[] = "1.3.6.1.4.1.311.21.7";
 
-std::string Utf8(const ASN1_STRING* s) {
-  if (s == nullptr) return "";
-  unsigned char* out = nullptr;
-  int len = ASN1_STRING_to_UTF8(&out, s);
-  if (len < 0) {
-    ERR_clear_error();
-    return "";
-  }
-  std::string result(reinterpret_cast<const char*>(out), static_cast<size_t>(len));
-  OPENSSL_free(out);
-  return result;
-}
-
 std::string NameToString(const X509_NAME* name) {
   BioPtr bio(BIO_new(BIO_s_mem()));
   // RFC 2253 order (most specific first), UTF-8 kept as is rather than escaped.
@@ -51,14 +38,7 @@ std::string LastCommonName(const X509_NAME* name) {
   int last = -1;
   while ((index = X509_NAME_get_index_by_NID(name, NID_commonName, index)) >= 0) last = index;
   if (last < 0) return "";
-  return Utf8(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, last)));
-}
-
-std::string ObjectToDotted(const ASN1_OBJECT* obj) {
-  char buf[128];
-  int len = OBJ_obj2txt(buf, sizeof(buf), obj, /*no_name=*/1);
-  if (len <= 0 || len >= static_cast<int>(sizeof(buf))) return "";
-  return std::string(buf, static_cast<size_t>(len));
+  return Asn1StringToUtf8(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, last)));
 }
 
 absl::StatusOr<absl::Time> ToTime(const ASN1_TIME* t, absl::string_view what) {
@@ -176,7 +156,7 @@ std::string TemplateName(X509* cert) {
         case V_ASN1_IA5STRING:
         case V_ASN1_UNIVERSALSTRING:
         case V_ASN1_T61STRING:
-          name = Utf8(type->value.asn1_string);
+          name = Asn1StringToUtf8(type->value.asn1_string);
           break;
         default:
           break;
@@ -221,9 +201,9 @@ absl::StatusOr<model::CertificateInfo> DescribeCertificate(X509* cert, bool has_
     for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
       const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
       if (name->type == GEN_DNS) {
-        info.dns_names.push_back(Utf8(name->d.dNSName));
+        info.dns_names.push_back(Asn1StringToUtf8(name->d.dNSName));
       } else if (name->type == GEN_URI) {
-        info.uris.push_back(Utf8(name->d.uniformResourceIdentifier));
+        info.uris.push_back(Asn1StringToUtf8(name->d.uniformResourceIdentifier));
       }
     }
     GENERAL_NAMES_free(names);

@@ -17,11 +17,6 @@ namespace {
 
 constexpr char kTemplateNameOid[] = "1.3.6.1.4.1.311.20.2";
 
-struct X509ExtensionDeleter {
-  void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
-};
-using X509ExtensionPtr = std::unique_ptr<X509_EXTENSION, X509ExtensionDeleter>;
-
 absl::Status OpenSslError(absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", DrainOpenSslErrors()));
 }

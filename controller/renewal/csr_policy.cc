@@ -25,28 +25,13 @@
 namespace certfleet::controller::renewal {
 namespace {
 
+using common::crypto::Asn1SequencePtr;
+using common::crypto::BasicConstraintsPtr;
+using common::crypto::ExtensionStackPtr;
+using common::crypto::GeneralNamesPtr;
 using common::crypto::X509Ptr;
 using common::crypto::X509ReqPtr;
 using common::model::CertificateProfile;
-
-struct ExtensionStackDeleter {
-  void operator()(STACK_OF(X509_EXTENSION) * p) const {
-    sk_X509_EXTENSION_pop_free(p, X509_EXTENSION_free);
-  }
-};
-using ExtensionStackPtr = std::unique_ptr<STACK_OF(X509_EXTENSION), ExtensionStackDeleter>;
-struct GeneralNamesDeleter {
-  void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); }
-};
-using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, GeneralNamesDeleter>;
-struct BasicConstraintsDeleter {
-  void operator()(BASIC_CONSTRAINTS* p) const { BASIC_CONSTRAINTS_free(p); }
-};
-using BasicConstraintsPtr = std::unique_ptr<BASIC_CONSTRAINTS, BasicConstraintsDeleter>;
-struct Asn1SequenceDeleter {
-  void operator()(ASN1_SEQUENCE_ANY* p) const { sk_ASN1_TYPE_pop_free(p, ASN1_TYPE_free); }
-};
-using Asn1SequencePtr = std::unique_ptr<ASN1_SEQUENCE_ANY, Asn1SequenceDeleter>;
 
 // Extensions a request may carry (dotted OIDs). Anything else could ask a CA that copies
 // requested extensions for powers the profile does not grant.
@@ -66,23 +51,9 @@ constexpr absl::string_view kCspInfoOid = "1.3.6.1.4.1.311.13.2.2";
 // The one AD CS name-value pair a request may carry (MS-WCCE 2.2.2.7.10).
 constexpr absl::string_view kCertificateTemplatePair = "CertificateTemplate";
 
-std::string Utf8(const ASN1_STRING* s) {
-  unsigned char* out = nullptr;
-  int len = ASN1_STRING_to_UTF8(&out, s);
-  if (len < 0) {
-    ERR_clear_error();
-    return "";
-  }
-  std::string result(reinterpret_cast<const char*>(out), static_cast<size_t>(len));
-  OPENSSL_free(out);
-  return result;
-}
-
 std::string Dotted(const ASN1_OBJECT* object) {
-  char buf[128];
-  int len = OBJ_obj2txt(buf, sizeof(buf), object, /*no_name=*/1);
-  if (len <= 0 || static_cast<size_t>(len) >= sizeof(buf)) return "(unreadable OID)";
-  return std::string(buf, static_cast<size_t>(len));
+  std::string dotted = common::crypto::ObjectToDotted(object);
+  return dotted.empty() ? "(unreadable OID)" : dotted;
 }
 
 // "1.3.6.1.5.5.7.1.1 (Authority Information Access)" when OpenSSL knows the OID.
@@ -109,7 +80,8 @@ std::vector<std::string> CommonNames(const X509_NAME* subject) {
   std::vector<std::string> out;
   int index = -1;
   while ((index = X509_NAME_get_index_by_NID(subject, NID_commonName, index)) >= 0) {
-    out.push_back(Utf8(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index))));
+    out.push_back(common::crypto::Asn1StringToUtf8(
+        X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, index))));
   }
   return out;
 }
@@ -134,16 +106,18 @@ void ReadGeneralNames(const GENERAL_NAMES* names, Names* out) {
     const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
     switch (name->type) {
       case GEN_DNS:
-        out->dns_names.push_back(Utf8(name->d.dNSName));
+        out->dns_names.push_back(common::crypto::Asn1StringToUtf8(name->d.dNSName));
         break;
       case GEN_IPADD:
         out->other_names.push_back(absl::StrCat("IP address ", IpText(name->d.iPAddress)));
         break;
       case GEN_URI:
-        out->other_names.push_back(absl::StrCat("URI ", Utf8(name->d.uniformResourceIdentifier)));
+        out->other_names.push_back(absl::StrCat(
+            "URI ", common::crypto::Asn1StringToUtf8(name->d.uniformResourceIdentifier)));
         break;
       case GEN_EMAIL:
-        out->other_names.push_back(absl::StrCat("e-mail address ", Utf8(name->d.rfc822Name)));
+        out->other_names.push_back(
+            absl::StrCat("e-mail address ", common::crypto::Asn1StringToUtf8(name->d.rfc822Name)));
         break;
       case GEN_OTHERNAME:
         out->other_names.push_back(
@@ -241,7 +215,7 @@ std::optional<std::string> StringOf(const ASN1_TYPE* type) {
     case V_ASN1_UTF8STRING:
     case V_ASN1_PRINTABLESTRING:
     case V_ASN1_IA5STRING:
-      return Utf8(type->value.asn1_string);
+      return common::crypto::Asn1StringToUtf8(type->value.asn1_string);
     default:
       return std::nullopt;
   }
