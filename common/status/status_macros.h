@@ -29,19 +29,19 @@ inline absl::Status Annotate(const absl::Status& status, absl::string_view conte
 #define CF_STATUS_CONCAT_INNER_(a, b) a##b
 #define CF_STATUS_CONCAT_(a, b) CF_STATUS_CONCAT_INNER_(a, b)
 
-#define CF_RETURN_IF_ERROR(expr, ...)                                                 \
-  do {                                                                                \
-    absl::Status cf_status_ = (expr);                                                 \
-    if (!cf_status_.ok()) {                                                           \
-      return ::certfleet::common::Annotate(cf_status_, absl::StrCat("" __VA_ARGS__)); \
-    }                                                                                 \
+#define CF_RETURN_IF_ERROR(expr, ...)                                              \
+  do {                                                                             \
+    absl::Status cf_status_ = (expr);                                              \
+    if (!cf_status_.ok()) {                                                        \
+      return ::certfleet::common::Annotate(cf_status_, absl::StrCat(__VA_ARGS__)); \
+    }                                                                              \
   } while (false)
 
-#define CF_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr, ...)                               \
-  auto statusor = (rexpr);                                                                 \
-  if (!statusor.ok()) {                                                                    \
-    return ::certfleet::common::Annotate(statusor.status(), absl::StrCat("" __VA_ARGS__)); \
-  }                                                                                        \
+#define CF_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr, ...)                            \
+  auto statusor = (rexpr);                                                              \
+  if (!statusor.ok()) {                                                                 \
+    return ::certfleet::common::Annotate(statusor.status(), absl::StrCat(__VA_ARGS__)); \
+  }                                                                                     \
   lhs = std::move(statusor).value()
 
 #define CF_ASSIGN_OR_RETURN(lhs, rexpr, ...) \

@@ -1391,16 +1391,8 @@ absl::Status SqliteStore::CreateCommand(const CommandRecord& command) {
 
   absl::MutexLock lock(&mu_);
   CF_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_), "creating command ", id);
-  {
-    CF_ASSIGN_OR_RETURN(Statement * agent, db_->PrepareCached(kAgentExistsSql));
-    CF_RETURN_IF_ERROR(agent->BindText(1, queued.command.agent_id));
-    CF_ASSIGN_OR_RETURN(bool found, agent->Step(), "creating command ", id);
-    agent->Reset();
-    if (!found) {
-      return absl::NotFoundError(
-          absl::StrCat("creating command ", id, ": agent ", queued.command.agent_id, " not found"));
-    }
-  }
+  CF_RETURN_IF_ERROR(
+      RequireAgentLocked(queued.command.agent_id, absl::StrCat("creating command ", id)));
   CF_ASSIGN_OR_RETURN(Statement * insert, db_->PrepareCached(InsertCommandSql()));
   CF_RETURN_IF_ERROR(BindCommand(*insert, queued));
   absl::Status status = insert->Run();
@@ -1664,22 +1656,24 @@ absl::StatusOr<RenewalRecord> SqliteStore::ReadRenewalLocked(absl::string_view i
   return renewal;
 }
 
+absl::Status SqliteStore::RequireAgentLocked(absl::string_view agent_id, absl::string_view doing) {
+  CF_ASSIGN_OR_RETURN(Statement * agent, db_->PrepareCached(kAgentExistsSql));
+  CF_RETURN_IF_ERROR(agent->BindText(1, agent_id));
+  CF_ASSIGN_OR_RETURN(bool found, agent->Step(), doing);
+  agent->Reset();
+  if (!found) {
+    return absl::NotFoundError(absl::StrCat(doing, ": agent ", agent_id, " not found"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status SqliteStore::CreateRenewal(const RenewalRecord& renewal) {
   const std::string& id = renewal.id;
   CF_RETURN_IF_ERROR(RequireNonEmpty(id, "renewal id"));
   CF_RETURN_IF_ERROR(RequireNonEmpty(renewal.agent_id, "agent id"), "renewal ", id);
   absl::MutexLock lock(&mu_);
   CF_ASSIGN_OR_RETURN(Transaction txn, Transaction::Begin(*db_), "creating renewal ", id);
-  {
-    CF_ASSIGN_OR_RETURN(Statement * agent, db_->PrepareCached(kAgentExistsSql));
-    CF_RETURN_IF_ERROR(agent->BindText(1, renewal.agent_id));
-    CF_ASSIGN_OR_RETURN(bool found, agent->Step(), "creating renewal ", id);
-    agent->Reset();
-    if (!found) {
-      return absl::NotFoundError(
-          absl::StrCat("creating renewal ", id, ": agent ", renewal.agent_id, " not found"));
-    }
-  }
+  CF_RETURN_IF_ERROR(RequireAgentLocked(renewal.agent_id, absl::StrCat("creating renewal ", id)));
   CF_ASSIGN_OR_RETURN(Statement * insert, db_->PrepareCached(InsertRenewalSql()));
   CF_RETURN_IF_ERROR(BindRenewal(*insert, renewal));
   absl::Status status = insert->Run();

@@ -149,6 +149,9 @@ class SqliteStore final : public Store {
                                                          absl::string_view agent_id, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InsertAgentLocked(const AgentRecord& agent) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // NotFound "<doing>: agent <id> not found" when no agent has `agent_id`.
+  absl::Status RequireAgentLocked(absl::string_view agent_id, absl::string_view doing)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sets the binding, generation and last-seen time of `agent_id`. NotFound when unknown.
   absl::Status UpdateBindingLocked(absl::string_view agent_id, uint64_t generation,
                                    const BindingRecord& binding, absl::Time seen)
