@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "CLI/CLI.hpp"
+#include "absl/random/random.h"
 #include "agent/agent.h"
 #include "agent/platform/lab/lab_host_platform.h"
 #include "common/logging/log.h"
@@ -22,7 +23,11 @@ int main(int argc, char** argv) {
       "certfleet-agent: reports the SCOM certificates of this host to the certfleet controller\n"
       "and carries out its commands. Enrolls with --token on first start (the key is made\n"
       "here; the token pins the controller's CA), then keeps one mutual-TLS stream open,\n"
-      "reconnecting with backoff. Stops cleanly on SIGTERM."};
+      "reconnecting with backoff. Renews its identity by itself at about half its lifetime\n"
+      "(30 days by default). If the identity expired while the agent was offline, the agent\n"
+      "refuses to start and says so: create a re-enrollment token with\n"
+      "`certfleetctl tokens create --agent ID` and start the agent once with --token; it keeps\n"
+      "its agent id. Stops cleanly on SIGTERM."};
   app.set_version_flag("--version", CERTFLEET_VERSION);
   std::string controller, state_dir, platform = "lab", lab_root, fqdn, token, token_file;
   std::string scan_interval, warn_days_text, log_level = "info", max_backoff = "30s";
@@ -34,8 +39,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"lab"}));
   app.add_option("--lab-root", lab_root, "Root of the lab host (--platform lab)");
   app.add_option("--fqdn", fqdn, "This host's FQDN, as SCOM compares it")->required();
-  app.add_option("--token", token, "Join token, for the first start");
-  app.add_option("--token-file", token_file, "File holding the join token");
+  app.add_option("--token", token,
+                 "Join token, for the first start; or a re-enrollment token after the identity "
+                 "expired (ignored while the identity is valid)");
+  app.add_option("--token-file", token_file, "File holding the token");
   app.add_option("--scan-interval", scan_interval,
                  "Inventory interval (e.g. 30s, 5m); default: the controller's, else 60s");
   app.add_option("--warn-days", warn_days, "EXPIRES_SOON threshold in days")
@@ -95,20 +102,20 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  certfleet::agent::Agent agent(options, certfleet::agent::AgentDeps{**host, clock});
+  absl::BitGen random;
+  certfleet::agent::Agent agent(options, certfleet::agent::AgentDeps{**host, clock, random});
   std::thread signals = certfleet::common::HandleTerminationSignals([&](int sig) {
     certfleet::common::LogInfo("received signal ", sig, "; stopping");
     agent.Stop();
   });
   absl::Status s = agent.Run();
+  // Before the signal thread is released below (it logs the signal it is released with).
+  if (!s.ok()) certfleet::common::LogError(s.ToString());
   // Release the signal thread when Run ended on its own.
   agent.Stop();
   pthread_kill(signals.native_handle(), SIGTERM);
   signals.join();
-  if (!s.ok()) {
-    certfleet::common::LogError(s.ToString());
-    return 1;
-  }
+  if (!s.ok()) return 1;
   certfleet::common::LogInfo("agent stopped");
   return 0;
 }

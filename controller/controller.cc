@@ -45,6 +45,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
   ca::ControllerPkiOptions pki_options;
   pki_options.state_dir = options.state_dir;
   pki_options.server_names = options.server_names;
+  pki_options.agent_identity_lifetime = options.agent_identity_lifetime;
   if (host_port.first != "0.0.0.0" && host_port.first != "::") {
     pki_options.server_names.push_back(host_port.first);
   }
@@ -53,6 +54,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
   store::SqliteStore::Options store_options;
   store_options.path = options.state_dir + "/controller.db";
   CF_ASSIGN_OR_RETURN(c->store_, store::SqliteStore::Open(store_options));
+  CF_ASSIGN_OR_RETURN(c->audit_, audit::AuditLog::Open(options.state_dir, *c->store_, clock));
   c->executor_ = std::make_unique<common::Executor>(options.worker_threads);
   c->fleet_ = std::make_unique<fleet::Fleet>(*c->store_, clock);
   c->commands_ = std::make_unique<commands::CommandService>(*c->store_, *c->fleet_, clock);
@@ -70,6 +72,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
   CF_RETURN_IF_ERROR(c->AddCommandIssuers(options.config));
   c->profiles_["scom"] = common::model::ScomProfile();
   for (const auto& p : options.config.profiles) c->profiles_[p.name] = p;
+  c->SetUpMetrics();
   renewal::RenewalOptions renewal_options;
   renewal_options.default_issuer = options.config.default_issuer;
   renewal_options.poll_interval = options.renewal_poll_interval;
@@ -80,6 +83,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
   renewal::RenewalService* renewals = c->renewals_.get();
   c->commands_->SetFinalListener(
       [renewals](const store::CommandRecord& record) { renewals->OnCommandFinal(record); });
+  CF_RETURN_IF_ERROR(c->StartAutomation(options));
   c->enrollment_ = std::make_unique<enrollment::EnrollmentService>(*c->store_, *c->pki_, clock);
   c->admin_ = std::make_unique<admin::AdminService>(*c->store_, *c->fleet_, *c->enrollment_, clock);
   rpc::AgentGatewayOptions gw_options;
@@ -87,7 +91,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
   c->gateway_service_ = std::make_unique<rpc::AgentGatewayService>(
       rpc::AgentGatewayDeps{*c->enrollment_, *c->fleet_, *c->commands_, *c->executor_}, gw_options);
   c->admin_service_ = std::make_unique<rpc::AdminApiService>(
-      *c->admin_, *c->commands_, *c->renewals_, *c->approvals_, *c->executor_);
+      *c->admin_, *c->commands_, *c->renewals_, *c->approvals_, *c->executor_, *c->audit_);
 
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
   ssl.pem_root_certs = c->pki_->RootPem();
@@ -97,6 +101,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
   builder.AddListeningPort(options.listen, grpc::SslServerCredentials(ssl), &c->port_);
   builder.RegisterService(c->gateway_service_.get());
   builder.RegisterService(c->admin_service_.get());
+  builder.RegisterService(c->campaign_service_.get());
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
@@ -134,7 +139,10 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Start(const ControllerOp
         }
         // Resumes jobs a restart interrupted, polls pending issuers.
         self->renewals_->Tick();
+        // Follows campaigns: starts hosts, applies gates, soak and deadlines.
+        self->campaigns_->Tick();
       });
+      self->PostSchedulerPass();
     }
   });
   return c;

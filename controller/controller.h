@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <string>
@@ -13,17 +14,26 @@
 #include "common/executor/executor.h"
 #include "common/time/clock.h"
 #include "controller/admin/admin_service.h"
+#include "controller/audit/audit_log.h"
 #include "controller/ca/builtin/builtin_issuer.h"
 #include "controller/ca/controller_pki.h"
 #include "controller/ca/manual/approval_queue.h"
 #include "controller/ca/manual/manual_issuer.h"
+#include "controller/campaigns/campaign_service.h"
 #include "controller/commands/command_service.h"
 #include "controller/config/config.h"
 #include "controller/enrollment/enrollment_service.h"
 #include "controller/fleet/fleet.h"
+#include "controller/metrics/metrics_server.h"
+#include "controller/metrics/registry.h"
+#include "controller/notify/fanout_notifier.h"
+#include "controller/notify/webhook_notifier.h"
+#include "controller/policy/rate_budget.h"
 #include "controller/renewal/renewal_service.h"
 #include "controller/rpc/admin_api.h"
 #include "controller/rpc/agent_gateway.h"
+#include "controller/rpc/campaign_api.h"
+#include "controller/scheduler/policy_scheduler.h"
 #include "controller/store/store.h"
 
 namespace certfleet::controller {
@@ -39,6 +49,12 @@ struct ControllerOptions {
   config::ControllerConfig config;
   // How often pending issuers are asked again.
   absl::Duration renewal_poll_interval = absl::Seconds(2);
+  // Validity of the agent identities the controller signs (enrollment and renewal); agents
+  // renew at about half of it.
+  absl::Duration agent_identity_lifetime = absl::Hours(24 * 30);
+  // HOST:PORT of the Prometheus endpoint (GET /metrics, plain HTTP); overrides the config
+  // file's metrics.listen. Empty and none in the config: no endpoint.
+  std::string metrics_listen;
 };
 
 // The controller process: PKI, store, services and the gRPC server (TLS 1.2+, client
@@ -68,6 +84,17 @@ class Controller {
   // Creates the command issuers `config` names.
   absl::Status AddCommandIssuers(const config::ControllerConfig& config);
 
+  // automation.cc: the metric registry, with every issuer wrapped to time its answers. Call
+  // after the issuers exist and before the services that use them.
+  void SetUpMetrics();
+  // automation.cc: notifications, campaigns, the policy scheduler, the metrics endpoint. Call
+  // after the renewal service exists and before the gRPC server is built.
+  absl::Status StartAutomation(const ControllerOptions& options);
+  // automation.cc: one scheduler pass on the executor, unless one is still running.
+  void PostSchedulerPass();
+  // automation.cc: renewal job state changes -> campaigns, metrics, notifications.
+  void OnRenewalState(const store::RenewalRecord& record);
+
   common::Clock& clock_;
   std::unique_ptr<ca::ControllerPki> pki_;
   std::unique_ptr<store::Store> store_;
@@ -85,6 +112,21 @@ class Controller {
   std::unique_ptr<admin::AdminService> admin_;
   std::unique_ptr<rpc::AgentGatewayService> gateway_service_;
   std::unique_ptr<rpc::AdminApiService> admin_service_;
+  std::unique_ptr<audit::AuditLog> audit_;
+  std::unique_ptr<metrics::Registry> metrics_;
+  metrics::Counter* renewals_total_ = nullptr;  // in metrics_
+  std::vector<std::unique_ptr<ca::Issuer>> timed_issuers_;
+  config::ControllerConfig config_;
+  std::map<std::string, config::WindowConfig> windows_;
+  std::vector<notify::WebhookNotifier*> webhooks_;  // owned by notifier_
+  std::unique_ptr<notify::FanoutNotifier> notifier_;
+  std::unique_ptr<policy::RateBudgets> budgets_;
+  std::unique_ptr<campaigns::CampaignService> campaigns_;
+  std::unique_ptr<scheduler::PolicyScheduler> scheduler_;
+  std::unique_ptr<rpc::CampaignApiService> campaign_service_;
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
+  std::atomic<bool> scheduler_busy_{false};
+  absl::Time next_scheduler_pass_ = absl::InfinitePast();  // sweeper thread only
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   // Expires commands past their deadline, once a second.

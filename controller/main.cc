@@ -105,12 +105,22 @@ int main(int argc, char** argv) {
   app.add_option("--scan-interval", scan_interval,
                  "Inventory interval sent to agents (e.g. 5m); default: each agent's own");
   app.add_option("--config", config_path,
-                 "YAML file with extra certificate profiles and command issuers "
-                 "(docs/configuration.md); without it the embedded defaults apply");
+                 "YAML file: certificate profiles, command issuers, renewal policies, "
+                 "maintenance windows, rate limits, webhooks, metrics (docs/configuration.md); "
+                 "without it the embedded defaults apply (no automatic renewals)");
+  app.add_option("--metrics-listen", options.metrics_listen,
+                 "HOST:PORT for the Prometheus endpoint (GET /metrics, plain HTTP; overrides "
+                 "the config file's metrics.listen; port 0 picks one, see STATE/metrics.addr)");
   app.add_option("--workers", options.worker_threads, "Threads for blocking work")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
   app.add_option("--log-level", log_level, "debug, info, warning or error")->capture_default_str();
+  // Hidden (group ""): for tests and labs that watch agents renew their identities; agents renew
+  // at about half of it.
+  std::string identity_lifetime;
+  app.add_option("--agent-identity-lifetime", identity_lifetime,
+                 "Validity of agent identities (default 30d; at least 5s)")
+      ->group("");
 
   auto* op = app.add_subcommand(
       "issue-operator",
@@ -137,6 +147,15 @@ int main(int argc, char** argv) {
       return 2;
     }
     options.scan_interval = *d;
+  }
+  if (!identity_lifetime.empty()) {
+    auto d = certfleet::common::ParseHumanDuration(identity_lifetime);
+    if (!d.ok() || *d < absl::Seconds(5)) {
+      std::cerr << "certfleet-controller: --agent-identity-lifetime: "
+                << (d.ok() ? "must be at least 5s" : std::string(d.status().message())) << "\n";
+      return 2;
+    }
+    options.agent_identity_lifetime = *d;
   }
   if (op->parsed()) return RunIssueOperator(op_state_dir, op_name, op_role, op_out);
   if (!config_path.empty()) {

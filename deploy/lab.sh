@@ -6,7 +6,9 @@
 # certificate whose key sits unlinked, imports a fresh PFX on one host and rebinds SCOM to it
 # (showing the 20053 evidence), and shows a rebind the HealthService rejects being rolled back;
 # and what nobody does by hand today: renews the expiring host end to end through the
-# controller's CA, and another host through the manual queue with an officer's approval.
+# controller's CA, and another host through the manual queue with an officer's approval; and
+# runs a campaign over the fleet (a canary wave, then the rest) with one host made to fail,
+# showing the halt, the resume, the metrics and the audit log.
 # Then stops everything cleanly, or keeps it running with --keep (Ctrl-C stops it).
 #
 #   ./deploy/lab.sh [--keep]
@@ -20,7 +22,7 @@ KEEP=0
 for arg in "$@"; do
   case "$arg" in
     --keep) KEEP=1 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "lab.sh: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -49,7 +51,8 @@ trap cleanup EXIT
 step() { printf '\n== %s\n' "$*"; }
 
 step "Starting the controller (state in $LAB/controller, listening on $LISTEN)"
-"$CONTROLLER" --state-dir "$LAB/controller" --listen "$LISTEN" >"$LAB/controller.log" 2>&1 &
+"$CONTROLLER" --state-dir "$LAB/controller" --listen "$LISTEN" --metrics-listen 127.0.0.1:0 \
+  >"$LAB/controller.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 1 300); do
   [ -f "$LAB/controller/listen.addr" ] && break
@@ -187,6 +190,37 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 "$CTL" renewals show "$RENEWAL"
+
+step "A campaign over the lab fleet: a canary wave, then the rest, halting on a failure"
+CAMPAIGN=$("$CTL" campaign create --name lab-rollout --selector site=lab --waves 1,100% \
+  --max-in-flight 1 --max-failures 0)
+"$CTL" campaign plan "$CAMPAIGN"
+# The last host of the plan gets a HealthService that refuses its next restart: its rebind
+# rolls back, the failure budget (0) is spent, the campaign halts.
+LAST=$("$CTL" campaign plan "$CAMPAIGN" --output json | grep -o '"fqdn":"[^"]*"' | tail -n1 | cut -d'"' -f4)
+mkdir -p "$LAB/hosts/$LAST/Faults"
+echo '{"restart": "fail", "times": 1}' >"$LAB/hosts/$LAST/Faults/HealthService.json"
+echo "(made $LAST fail its next HealthService restart)"
+"$CTL" campaign start "$CAMPAIGN"
+"$CTL" campaign watch "$CAMPAIGN" --interval 500ms \
+  && { echo "lab.sh: the campaign should have halted" >&2; exit 1; }
+"$CTL" campaign show "$CAMPAIGN"
+
+step "The operator accepts the failure and resumes; the campaign finishes"
+"$CTL" campaign resume "$CAMPAIGN"
+"$CTL" campaign watch "$CAMPAIGN" --interval 500ms
+"$CTL" campaign show "$CAMPAIGN"
+
+step "Metrics (GET /metrics on $(cat "$LAB/controller/metrics.addr"))"
+METRICS_ADDR=$(cat "$LAB/controller/metrics.addr")
+exec 3<>"/dev/tcp/${METRICS_ADDR%:*}/${METRICS_ADDR##*:}"
+printf 'GET /metrics HTTP/1.0\r\nHost: %s\r\n\r\n' "$METRICS_ADDR" >&3
+grep -E '^certfleet_(campaign_hosts|renewals_total|agents_connected)' <&3 || true
+exec 3<&-
+
+step "The audit log (certfleetctl audit list / audit verify)"
+"$CTL" audit list | tail -n 12
+"$CTL" audit verify
 
 step "Renewals (certfleetctl renewals list)"
 "$CTL" renewals list

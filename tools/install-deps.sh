@@ -11,6 +11,7 @@ packages=(
   libcli11-dev libyaml-cpp-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   clang-format procps iproute2
   easy-rsa gnutls-bin libnss3-tools
+  libcpp-httplib-dev libcurl4-openssl-dev tzdata
 )
 
 missing=()

@@ -540,8 +540,8 @@ absl::StatusOr<std::string> RestoreSnapshot(HostPlatform& host, common::Clock& c
 class CommandWork {
  public:
   CommandWork(const CommandRunner::Options& options, HostPlatform& host, journal::Journal& journal,
-              common::Clock& clock)
-      : options_(options), host_(host), journal_(journal), clock_(clock) {}
+              common::Clock& clock, KeySource* keys)
+      : options_(options), host_(host), journal_(journal), clock_(clock), keys_(keys) {}
 
   model::CommandOutcome Import(absl::string_view id, const model::ImportPayload& payload) {
     absl::StatusOr<ImportPlan> plan = PlanImport(payload, host_.Fqdn());
@@ -596,7 +596,9 @@ class CommandWork {
     options.template_name = profile.template_name;
     options.signature_digest = profile.signature_hash;
 
-    absl::StatusOr<crypto::EvpPkeyPtr> key = crypto::GenerateRsaKey(profile.key_bits);
+    absl::StatusOr<crypto::EvpPkeyPtr> key = keys_ != nullptr
+                                                 ? keys_->RsaKey(profile.key_bits)
+                                                 : crypto::GenerateRsaKey(profile.key_bits);
     if (!key.ok()) return Outcome(Annotated(key.status(), "generating the key"));
     absl::StatusOr<crypto::X509ReqPtr> csr = crypto::BuildCsr(key->get(), options);
     if (!csr.ok()) return Outcome(Annotated(csr.status(), "building the certificate request"));
@@ -1106,15 +1108,20 @@ class CommandWork {
   HostPlatform& host_;
   journal::Journal& journal_;
   common::Clock& clock_;
+  KeySource* const keys_;
 };
 
 }  // namespace
 
 CommandRunner::CommandRunner(const Options& options, const Deps& deps)
-    : options_(options), host_(deps.host), journal_(deps.journal), clock_(deps.clock) {}
+    : options_(options),
+      host_(deps.host),
+      journal_(deps.journal),
+      clock_(deps.clock),
+      keys_(deps.keys) {}
 
 model::CommandOutcome CommandRunner::Run(const model::Command& command) {
-  CommandWork work(options_, host_, journal_, clock_);
+  CommandWork work(options_, host_, journal_, clock_, keys_);
   return std::visit(
       [&](const auto& payload) -> model::CommandOutcome {
         using T = std::decay_t<decltype(payload)>;
@@ -1143,7 +1150,7 @@ model::CommandOutcome CommandRunner::Run(const model::Command& command) {
 }
 
 absl::StatusOr<model::CommandOutcome> CommandRunner::Settle(const JournalEntry& entry) {
-  CommandWork work(options_, host_, journal_, clock_);
+  CommandWork work(options_, host_, journal_, clock_, keys_);
   CF_ASSIGN_OR_RETURN(model::CommandOutcome outcome, work.SettleOther(entry), "settling ",
                       model::CommandKindName(entry.kind), " ", entry.id);
   CF_RETURN_IF_ERROR(journal_.Finish(entry.id, outcome, clock_.Now()), "settling ",

@@ -33,14 +33,14 @@
 //            holding a private key. Self-signed: Root; otherwise: CA. Idempotent.
 //   remove   NotFound: not in My; FailedPrecondition: it is the bound certificate.
 //   renew    InvalidArgument: the profile fails model::ValidateProfile; FailedPrecondition: the
-//            host has no FQDN. Generates an RSA key of profile.key_bits into a new key container
-//            of the host's store (CertificateStore::AddKeyContainer; lab: MachineKeys, 0600) and
-//            returns a PKCS#10 request for it in result.csr_pem: CN = the host's FQDN, SAN DNS =
-//            the FQDN then profile.extra_dns_names (repeats dropped), the profile's key usage
-//            (critical), EKU, template (attribute and extension) and signature hash. The detail
-//            names the key container. The private key never leaves the store: it is in neither
-//            the result, the journal nor a log. A duplicate is answered with the same request
-//            (the journaled outcome); only a new command id makes a new key.
+//            host has no FQDN. Generates an RSA key of profile.key_bits (Deps::keys gives it when
+//            set) into a new key container of the host's store (CertificateStore::AddKeyContainer;
+//            lab: MachineKeys, 0600) and returns a PKCS#10 request for it in result.csr_pem: CN =
+//            the host's FQDN, SAN DNS = the FQDN then profile.extra_dns_names (repeats dropped),
+//            the profile's key usage (critical), EKU, template (attribute and extension) and
+//            signature hash. The detail names the key container. The private key never leaves the
+//            store: it is in neither the result, the journal nor a log. A duplicate is answered
+//            with the same request (the journaled outcome); only a new command id makes a new key.
 //   install  InvalidArgument: chain_pem is not PEM certificates, holds a private key, or starts
 //            with a CA certificate; FailedPrecondition "certificate is for X, this host is Y"
 //            (nothing installed); NotFound "no key on this host matches the issued certificate"
@@ -65,6 +65,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "agent/commands/key_source.h"
 #include "agent/journal/journal.h"
 #include "agent/platform/host_platform.h"
 #include "common/model/command.h"
@@ -90,6 +91,9 @@ class CommandRunner {
     platform::HostPlatform& host;
     journal::Journal& journal;
     common::Clock& clock;
+    // Optional: where renew gets its key. Null: common::crypto::GenerateRsaKey, a fresh key
+    // per renew (what an agent does).
+    KeySource* keys = nullptr;
   };
 
   CommandRunner(const Options& options, const Deps& deps);
@@ -178,6 +182,7 @@ class CommandRunner {
   platform::HostPlatform& host_;
   journal::Journal& journal_;
   common::Clock& clock_;
+  KeySource* const keys_;
 
   // Held for the whole of Execute and Recover: one command at a time on the host.
   absl::Mutex run_mu_ ABSL_ACQUIRED_BEFORE(mu_);

@@ -1,5 +1,6 @@
 #include "agent/rpc/controller_client.h"
 
+#include <algorithm>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -7,6 +8,7 @@
 #include "agent/rpc/inventory_convert.h"
 #include "common/crypto/csr.h"
 #include "common/crypto/keys.h"
+#include "common/crypto/parse.h"
 #include "common/logging/log.h"
 #include "common/model/join_token.h"
 #include "common/rpc/command_convert.h"
@@ -32,16 +34,39 @@ grpc::ChannelArguments ChannelArgs() {
   return args;
 }
 
+void SetTimeout(grpc::ClientContext* ctx, absl::Duration timeout) {
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(absl::ToInt64Milliseconds(timeout)));
+}
+
+// A new P-256 key and a CSR for it with CN = fqdn (PEM).
+absl::StatusOr<std::pair<common::crypto::EvpPkeyPtr, std::string>> NewKeyAndCsr(
+    const std::string& fqdn) {
+  CF_ASSIGN_OR_RETURN(auto key, common::crypto::GenerateEcKey());
+  common::crypto::CsrOptions csr_options;
+  csr_options.subject_cn = fqdn;
+  CF_ASSIGN_OR_RETURN(auto csr, common::crypto::BuildCsr(key.get(), csr_options));
+  return std::make_pair(std::move(key), common::crypto::CsrToPem(csr.get()));
+}
+
+// DataLoss unless the leaf of `chain_pem` certifies `key`.
+absl::Status CheckChainIsForKey(const std::string& chain_pem, EVP_PKEY* key) {
+  auto chain = common::crypto::CertificatesFromPem(chain_pem);
+  if (!chain.ok() || chain->empty() ||
+      !common::crypto::KeyMatchesCertificate(key, chain->front().get())) {
+    return absl::DataLossError("the controller's identity certificate is not for the key sent");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<Credentials> Enroll(const EnrollParams& params) {
   CF_ASSIGN_OR_RETURN(common::model::JoinToken token, common::model::ParseJoinToken(params.token));
   CF_ASSIGN_OR_RETURN(std::string ca_pem,
                       FetchPinnedCaPem(params.controller, token.ca_pin, params.timeout));
-  CF_ASSIGN_OR_RETURN(auto key, common::crypto::GenerateEcKey());
-  common::crypto::CsrOptions csr_options;
-  csr_options.subject_cn = params.fqdn;
-  CF_ASSIGN_OR_RETURN(auto csr, common::crypto::BuildCsr(key.get(), csr_options));
+  CF_ASSIGN_OR_RETURN(auto key_and_csr, NewKeyAndCsr(params.fqdn));
+  auto& [key, csr_pem] = key_and_csr;
 
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = ca_pem;
@@ -49,11 +74,11 @@ absl::StatusOr<Credentials> Enroll(const EnrollParams& params) {
       grpc::CreateCustomChannel(params.controller, grpc::SslCredentials(ssl), ChannelArgs());
   auto stub = certfleet::v1::AgentGateway::NewStub(channel);
   grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() +
-                   std::chrono::milliseconds(absl::ToInt64Milliseconds(params.timeout)));
+  SetTimeout(&ctx, params.timeout);
   certfleet::v1::EnrollRequest req;
   req.set_token(params.token);
-  req.set_csr_pem(common::crypto::CsrToPem(csr.get()));
+  req.set_csr_pem(csr_pem);
+  req.set_agent_id(params.agent_id);
   req.mutable_facts()->set_fqdn(params.fqdn);
   req.mutable_facts()->set_platform(params.platform);
   req.mutable_facts()->set_agent_version(params.version);
@@ -65,6 +90,10 @@ absl::StatusOr<Credentials> Enroll(const EnrollParams& params) {
   if (resp.agent_id().empty() || resp.identity_chain_pem().empty()) {
     return absl::DataLossError("the controller's enrollment answer is incomplete");
   }
+  if (!params.agent_id.empty() && resp.agent_id() != params.agent_id) {
+    return absl::DataLossError("the controller re-enrolled another agent than this one");
+  }
+  CF_RETURN_IF_ERROR(CheckChainIsForKey(resp.identity_chain_pem(), key.get()));
   Credentials creds;
   creds.agent_id = resp.agent_id();
   creds.identity_pem = resp.identity_chain_pem();
@@ -74,13 +103,46 @@ absl::StatusOr<Credentials> Enroll(const EnrollParams& params) {
   return creds;
 }
 
+absl::StatusOr<Credentials> RenewIdentity(const Credentials& current, const RenewParams& params) {
+  CF_ASSIGN_OR_RETURN(auto key_and_csr, NewKeyAndCsr(params.fqdn));
+  auto& [key, csr_pem] = key_and_csr;
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = current.ca_pem;
+  ssl.pem_private_key = current.key_pem;
+  ssl.pem_cert_chain = current.identity_pem;
+  auto channel =
+      grpc::CreateCustomChannel(params.controller, grpc::SslCredentials(ssl), ChannelArgs());
+  auto stub = certfleet::v1::AgentGateway::NewStub(channel);
+  grpc::ClientContext ctx;
+  SetTimeout(&ctx, params.timeout);
+  certfleet::v1::RenewIdentityRequest req;
+  req.set_csr_pem(csr_pem);
+  certfleet::v1::RenewIdentityResponse resp;
+  grpc::Status s = stub->RenewIdentity(&ctx, req, &resp);
+  if (!s.ok()) {
+    return common::Annotate(common::rpc::FromGrpcStatus(s), "identity renewal refused");
+  }
+  if (resp.identity_chain_pem().empty()) {
+    return absl::DataLossError("the controller's identity renewal answer is incomplete");
+  }
+  CF_RETURN_IF_ERROR(CheckChainIsForKey(resp.identity_chain_pem(), key.get()));
+  Credentials renewed;
+  renewed.agent_id = current.agent_id;
+  // The root stays the one the join token pinned: trust changes only through a token.
+  renewed.ca_pem = current.ca_pem;
+  renewed.identity_pem = resp.identity_chain_pem();
+  renewed.key_pem = common::crypto::PrivateKeyToPem(key.get());
+  return renewed;
+}
+
 Session::Session(const Credentials& credentials, SessionOptions options,
                  std::function<absl::StatusOr<inventory::HostInventory>()> scan,
-                 CommandHandler* commands)
+                 CommandHandler* commands, SessionTask* task)
     : credentials_(credentials),
       options_(std::move(options)),
       scan_(std::move(scan)),
-      commands_(commands) {
+      commands_(commands),
+      task_(task) {
   grpc::SslCredentialsOptions ssl;
   ssl.pem_root_certs = credentials_.ca_pem;
   ssl.pem_private_key = credentials_.key_pem;
@@ -221,37 +283,52 @@ absl::Status Session::Run(bool* welcomed) {
   bool ok = Write(raw, hello);
 
   InventoryTracker tracker;
-  absl::Status scan_error;
+  bool ended_by_task = false;
+  // The scan loop keeps its own schedule on the real clock, as its waits do; the task keeps its
+  // own (TimeUntilDue).
+  absl::Time next_scan = absl::InfinitePast();
   while (ok) {
     bool force_full = false;
+    bool scan_due = false;
     {
       absl::MutexLock lock(&mu_);
       if (stop_ || read_done_) break;
       force_full = resync_;
+      scan_due = resync_ || scan_now_ || absl::Now() >= next_scan;
       resync_ = false;
       scan_now_ = false;
     }
-    auto scan = scan_();
-    if (scan.ok()) {
-      auto msg = tracker.Next(*scan, force_full);
-      if (msg) {
-        AgentMessage out;
-        *out.mutable_inventory() = std::move(*msg);
-        ok = Write(raw, out);
-        if (!ok) break;
+    if (scan_due) {
+      auto scan = scan_();
+      if (scan.ok()) {
+        auto msg = tracker.Next(*scan, force_full);
+        if (msg) {
+          AgentMessage out;
+          *out.mutable_inventory() = std::move(*msg);
+          ok = Write(raw, out);
+          if (!ok) break;
+        }
+      } else {
+        common::LogWarning("host scan failed: ", scan.status().ToString());
       }
-    } else {
-      common::LogWarning("host scan failed: ", scan.status().ToString());
+      absl::MutexLock lock(&mu_);
+      absl::Duration interval = options_.scan_interval;
+      if (!options_.scan_interval_fixed && controller_interval_ > absl::ZeroDuration()) {
+        interval = controller_interval_;
+      }
+      next_scan = absl::Now() + interval;
     }
+    if (task_ != nullptr && task_->TimeUntilDue() <= absl::ZeroDuration() && task_->RunDue()) {
+      ended_by_task = true;
+      break;
+    }
+    absl::Duration wait = next_scan - absl::Now();
+    if (task_ != nullptr) wait = std::min(wait, task_->TimeUntilDue());
     absl::MutexLock lock(&mu_);
-    absl::Duration interval = options_.scan_interval;
-    if (!options_.scan_interval_fixed && controller_interval_ > absl::ZeroDuration()) {
-      interval = controller_interval_;
-    }
     auto wake = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return stop_ || read_done_ || resync_ || scan_now_;
     };
-    mu_.AwaitWithTimeout(absl::Condition(&wake), interval);
+    mu_.AwaitWithTimeout(absl::Condition(&wake), std::max(wait, absl::ZeroDuration()));
   }
   if (commands_) commands_->SetReporter(nullptr);
   {
@@ -267,7 +344,7 @@ absl::Status Session::Run(bool* welcomed) {
   absl::MutexLock lock(&mu_);
   context_ = nullptr;
   *welcomed = welcomed_;
-  if (stop_) return absl::OkStatus();
+  if (stop_ || ended_by_task) return absl::OkStatus();
   if (status.ok()) return absl::UnavailableError("the controller closed the stream");
   return common::rpc::FromGrpcStatus(status);
 }

@@ -32,14 +32,45 @@ struct EnrollParams {
   std::string fqdn;
   std::string platform;
   std::string version;
+  // Re-enrollment of an agent whose identity expired: its id (from the state directory); the
+  // token must be a re-enrollment token bound to it. Empty: enroll a new agent.
+  std::string agent_id;
   absl::Duration timeout = absl::Seconds(30);
 };
 
 // Enrolls: authenticates the controller by the token's CA pin, generates the identity key
-// here, sends a CSR with the token and returns the credentials to keep. Errors carry the
-// controller's status code (Unauthenticated unknown token, FailedPrecondition used/expired,
-// PermissionDenied FQDN binding); Unavailable when the controller cannot be reached.
+// here, sends a CSR (CN = fqdn) with the token and returns the credentials to keep. Errors carry
+// the controller's status code (Unauthenticated unknown token, FailedPrecondition used/expired,
+// PermissionDenied FQDN or agent binding); Unavailable when the controller cannot be reached;
+// DataLoss when the answer is incomplete or (re-enrollment) names another agent.
 absl::StatusOr<Credentials> Enroll(const EnrollParams& params);
+
+struct RenewParams {
+  std::string controller;  // HOST:PORT
+  std::string fqdn;        // the agent's registered FQDN: the CSR's CN
+  absl::Duration timeout = absl::Seconds(15);
+};
+
+// Renews the identity of `current` over mutual TLS with it: generates a new key here, sends a
+// CSR and returns the new credentials (same agent id and CA; the new chain and key). Errors carry
+// the controller's status code (PermissionDenied: the controller refuses this agent or the CSR);
+// Unavailable when the controller cannot be reached, or refuses the handshake (the identity
+// expired); DataLoss when the answer is incomplete or is not for the new key.
+absl::StatusOr<Credentials> RenewIdentity(const Credentials& current, const RenewParams& params);
+
+// Work the agent does on a Session's thread while the stream is up, between inventory scans
+// (renewing its identity, pruning its journal). Implementations need not be thread-safe: a
+// Session calls them from the thread running Session::Run only.
+class SessionTask {
+ public:
+  virtual ~SessionTask() = default;
+  // How long until RunDue has work to do; zero or less: now.
+  virtual absl::Duration TimeUntilDue() = 0;
+  // Does the work that is due (it may block for a while; the stream keeps being served by its
+  // reader thread). True asks the session to end the stream, e.g. because a renewed identity
+  // must be used from now on; Session::Run then returns OK.
+  virtual bool RunDue() = 0;
+};
 
 // What a Session does with commands; the agent implements it over its CommandWorker and
 // CommandRunner. Thread-safe.
@@ -77,11 +108,14 @@ class Session {
  public:
   // `scan` produces a fresh inventory; it runs on the calling thread of Run.
   // `commands` may be null: the session then refuses commands (FailedPrecondition outcome).
+  // `task` may be null; when set it must outlive the session and runs on Run's thread.
   Session(const Credentials& credentials, SessionOptions options,
-          std::function<absl::StatusOr<inventory::HostInventory>()> scan, CommandHandler* commands);
+          std::function<absl::StatusOr<inventory::HostInventory>()> scan, CommandHandler* commands,
+          SessionTask* task = nullptr);
 
-  // Runs the stream to its end. Returns the stream's final status (OK after Stop).
-  // `welcomed` is set true once the controller accepted the Hello.
+  // Runs the stream to its end. Returns the stream's final status (OK after Stop, and when the
+  // task asked to end the stream). `welcomed` is set true once the controller accepted the
+  // Hello.
   absl::Status Run(bool* welcomed);
   void Stop();
 
@@ -99,6 +133,7 @@ class Session {
   SessionOptions options_;
   std::function<absl::StatusOr<inventory::HostInventory>()> scan_;
   CommandHandler* commands_;
+  SessionTask* task_;
   absl::Mutex write_mu_;
 
   absl::Mutex mu_;

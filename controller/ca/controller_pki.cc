@@ -213,7 +213,9 @@ absl::StatusOr<IssuedCredential> ControllerPki::IssueAgentIdentity(absl::string_
   spec.uris = {common::model::AgentIdentityUri(agent_id)};
   spec.key_usage = common::model::kDigitalSignature | common::model::kKeyEncipherment;
   spec.extended_key_usage = {std::string(common::model::kClientAuthOid)};
-  spec.not_before = now - absl::Minutes(5);
+  // Backdated for clock skew, by a tenth of the lifetime at most: the agent renews at about half
+  // the validity period, which a long backdate would distort for short (test) lifetimes.
+  spec.not_before = now - std::min(absl::Minutes(5), options_.agent_identity_lifetime / 10);
   spec.not_after = now + options_.agent_identity_lifetime;
   CF_ASSIGN_OR_RETURN(X509Ptr cert, common::crypto::IssueCertificate(
                                         spec, pub.get(), issuing_.get(), issuing_key_.get()));

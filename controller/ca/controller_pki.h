@@ -62,7 +62,8 @@ class ControllerPki {
   // Signs an agent identity for the public key of `csr_pem` (already verified by the caller or
   // verified here: InvalidArgument when its signature is bad or the key is weak). The
   // certificate carries CN=<fqdn> and the URI SAN certfleet://agent/<agent_id>, EKU client
-  // auth.
+  // auth; it is valid from now less min(5 minutes, a tenth of agent_identity_lifetime) until
+  // now + agent_identity_lifetime.
   absl::StatusOr<IssuedCredential> IssueAgentIdentity(absl::string_view csr_pem,
                                                       absl::string_view agent_id,
                                                       absl::string_view fqdn);

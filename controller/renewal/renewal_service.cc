@@ -24,6 +24,12 @@ std::string NewId() {
 }  // namespace
 
 absl::StatusOr<store::RenewalRecord> RenewalService::Start(const StartRequest& request) {
+  if (!request.id.empty()) {
+    // Idempotent for automatic callers: the job this id names already exists.
+    auto existing = deps_.store.GetRenewal(request.id);
+    if (existing.ok()) return existing;
+    if (existing.status().code() != absl::StatusCode::kNotFound) return existing.status();
+  }
   auto agent = deps_.store.GetAgent(request.agent);
   if (agent.status().code() == absl::StatusCode::kNotFound) {
     agent = deps_.store.FindAgentByFqdn(request.agent);
@@ -54,7 +60,7 @@ absl::StatusOr<store::RenewalRecord> RenewalService::Start(const StartRequest& r
   }
   const absl::Time now = deps_.clock.Now();
   store::RenewalRecord r;
-  r.id = NewId();
+  r.id = request.id.empty() ? NewId() : request.id;
   r.agent_id = agent->id;
   r.fqdn = agent->fqdn;
   r.profile = profile->second;
@@ -174,6 +180,7 @@ bool RenewalService::Transition(store::RenewalRecord& r, RenewalState state,
   }
   common::LogInfo("renewal ", r.id, " of ", r.fqdn, ": ", common::model::RenewalStateName(state),
                   note.empty() ? "" : absl::StrCat(" (", note, ")"));
+  if (state_listener_) state_listener_(r);
   return true;
 }
 

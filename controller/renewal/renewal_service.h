@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -39,6 +40,10 @@ struct RenewalDeps {
 };
 
 struct StartRequest {
+  // Empty: a random id. Set by automatic callers (campaigns, the scheduler) with an id derived
+  // from their own state: Start then returns the existing job of that id instead of creating a
+  // second one, so a crash between starting the job and recording it starts it once.
+  std::string id;
   std::string agent;    // id or FQDN
   std::string profile;  // empty = "scom"
   std::string issuer;   // empty = the default issuer
@@ -75,6 +80,11 @@ class RenewalService {
   // attempt time: a job waiting for its issuer asks it again at once. Never blocks.
   void Nudge(absl::string_view id);
 
+  // Called on the thread that moved the job, after each state it entered was stored. Set
+  // before the first Start or Tick; must not block.
+  using StateListener = std::function<void(const store::RenewalRecord& record)>;
+  void SetStateListener(StateListener listener) { state_listener_ = std::move(listener); }
+
  private:
   // Queues Advance(id) on the executor; `now`: as Nudge, regardless of the next attempt time.
   void Post(const std::string& id, bool now);
@@ -97,6 +107,7 @@ class RenewalService {
 
   RenewalDeps deps_;
   RenewalOptions options_;
+  StateListener state_listener_;
   absl::Mutex mu_;
   std::set<std::string> running_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> again_ ABSL_GUARDED_BY(mu_);

@@ -366,6 +366,7 @@ grpc::ServerUnaryReactor* AgentGatewayService::Enroll(grpc::CallbackServerContex
     req.fqdn = request->facts().fqdn();
     req.platform = request->facts().platform().substr(0, 64);
     req.agent_version = request->facts().agent_version().substr(0, 64);
+    req.agent_id = request->agent_id();
     auto result = deps_.enrollment.Enroll(req);
     if (!result.ok()) {
       common::LogWarning("enrollment from ", peer, " refused: ", result.status().message());
@@ -375,6 +376,42 @@ grpc::ServerUnaryReactor* AgentGatewayService::Enroll(grpc::CallbackServerContex
     response->set_agent_id(result->agent_id);
     response->set_identity_chain_pem(result->identity_chain_pem);
     response->set_ca_bundle_pem(result->ca_bundle_pem);
+    *response->mutable_identity_not_after() = google::protobuf::util::TimeUtil::SecondsToTimestamp(
+        absl::ToUnixSeconds(result->identity_not_after));
+    reactor->Finish(grpc::Status::OK);
+  });
+  if (!posted) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "controller shutting down"));
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AgentGatewayService::RenewIdentity(
+    grpc::CallbackServerContext* context, const certfleet::v1::RenewIdentityRequest* request,
+    certfleet::v1::RenewIdentityResponse* response) {
+  auto* reactor = context->DefaultReactor();
+  auto peer = PeerIdentityOf(*context);
+  if (!peer.ok()) {
+    reactor->Finish(ToGrpcStatus(peer.status()));
+    return reactor;
+  }
+  if (peer->kind != common::model::PeerIdentity::Kind::kAgent) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                 "only an agent identity may renew itself"));
+    return reactor;
+  }
+  bool posted = deps_.executor.Post([this, reactor, request, response, agent_id = peer->name] {
+    auto result = deps_.enrollment.RenewIdentity(agent_id, request->csr_pem());
+    if (!result.ok()) {
+      common::LogWarning("identity renewal of agent ", agent_id,
+                         " refused: ", result.status().message());
+      reactor->Finish(ToGrpcStatus(result.status()));
+      return;
+    }
+    response->set_identity_chain_pem(result->identity_chain_pem);
+    response->set_ca_bundle_pem(result->ca_bundle_pem);
+    *response->mutable_not_after() = google::protobuf::util::TimeUtil::SecondsToTimestamp(
+        absl::ToUnixSeconds(result->identity_not_after));
     reactor->Finish(grpc::Status::OK);
   });
   if (!posted) {

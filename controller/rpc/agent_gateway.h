@@ -35,6 +35,12 @@ class AgentGatewayService final : public certfleet::v1::AgentGateway::CallbackSe
   grpc::ServerBidiReactor<certfleet::v1::AgentMessage, certfleet::v1::ControllerMessage>* Connect(
       grpc::CallbackServerContext* context) override;
 
+  // Authenticated by the caller's agent identity (PermissionDenied for an operator); signs a
+  // new identity for the same agent on the executor (EnrollmentService::RenewIdentity).
+  grpc::ServerUnaryReactor* RenewIdentity(grpc::CallbackServerContext* context,
+                                          const certfleet::v1::RenewIdentityRequest* request,
+                                          certfleet::v1::RenewIdentityResponse* response) override;
+
  private:
   AgentGatewayDeps deps_;
   AgentGatewayOptions options_;

@@ -93,6 +93,11 @@ void ToProto(const admin::AgentView& view, certfleet::v1::Agent* out) {
   *out->mutable_enrolled_at() = ToTimestamp(a.enrolled_at);
   for (const auto& d : a.drift) out->add_drift(d);
   out->set_channel_serial(a.channel_serial);
+  out->set_identity_serial(a.identity_serial);
+  if (a.identity_not_after > absl::UnixEpoch() &&
+      a.identity_not_after < absl::FromCivil(absl::CivilYear(9999), absl::UTCTimeZone())) {
+    *out->mutable_identity_not_after() = ToTimestamp(a.identity_not_after);
+  }
 }
 
 void ToProto(const admin::CertificateView& view, certfleet::v1::CertificateRow* out) {

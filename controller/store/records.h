@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "common/model/campaign.h"
 #include "common/model/certificate.h"
 #include "common/model/command.h"
 #include "common/model/profile.h"
@@ -25,6 +26,9 @@ struct JoinTokenRecord {
   std::optional<absl::Time> used_at;
   std::string used_by_agent;  // agent id, once used
   std::string created_by;     // operator name
+  // Re-enrollment: when set, the token may only be used by this existing agent to get a new
+  // identity (after its identity expired while offline); it never creates an agent.
+  std::string agent_id;
 };
 
 struct AgentRecord {
@@ -162,6 +166,94 @@ struct RenewalFilter {
   std::optional<common::model::RenewalState> state;
   bool active_only = false;  // not done, rolled_back or failed
   size_t limit = 1000;       // the newest when more match, returned oldest first
+};
+
+// One entry of the audit log: every admin change and every automatic decision. Entries are
+// hash-chained: `hash` seals the entry's fields and `prev_hash`, so a changed, removed or
+// reordered entry is detectable (controller/audit/audit_log.h).
+struct AuditRecord {
+  uint64_t seq = 0;  // 1, 2, ...: assigned by the store
+  absl::Time at;
+  std::string actor;      // "operator/admin/alice", "agent/<id>", "controller"
+  std::string action;     // "token.create", "campaign.start", "campaign.wave.promoted", ...
+  std::string target;     // what it acted on: an id or an FQDN
+  std::string details;    // a JSON object (never a secret)
+  std::string prev_hash;  // the previous entry's hash; "" for seq 1
+  std::string hash;       // hex
+};
+
+struct AuditFilter {
+  std::optional<absl::Time> since;  // entries at or after this time
+  uint64_t after_seq = 0;           // entries with seq > after_seq
+  size_t limit = 1000;              // at least 1; the oldest `limit` matching entries
+};
+
+// What a campaign is asked to do (certfleetctl campaign create).
+struct CampaignSpec {
+  // Selector: every condition given must hold.
+  std::map<std::string, std::string> labels;
+  std::string fqdn_glob;                          // fnmatch, case-insensitive
+  std::optional<absl::Duration> expiring_within;  // the bound certificate ends within this
+  std::string problem;                            // a problem or drift code on the host
+  // The renewal of each host.
+  std::string profile;  // empty = "scom"
+  std::string issuer;   // empty = the default issuer
+  bool bind = true;
+  // Roll-out.
+  std::string waves = "1,10%,50%,100%";        // common::model::ParseWaves
+  int max_in_flight = 10;                      // hosts renewing at once
+  std::string max_failures = "0";              // common::model::ParseFailureBudget
+  absl::Duration soak = absl::ZeroDuration();  // wait after a wave passed its gate
+  std::string window;      // a window spec or a configured window's name; empty = any time
+  bool emergency = false;  // start outside hard windows (audited)
+  absl::Duration offline_deadline = absl::Hours(24);  // wait this long for an offline host
+};
+
+struct CampaignRecord {
+  std::string id;
+  std::string name;
+  CampaignSpec spec;
+  common::model::CampaignState state = common::model::CampaignState::kPlanned;
+  std::string reason;    // why halted or cancelled; empty otherwise
+  int current_wave = 0;  // index of the wave being run (or next to run)
+  int wave_count = 0;
+  std::optional<absl::Time> wave_started_at;  // when current_wave started
+  std::optional<absl::Time> soak_until;       // current_wave passed its gate; next starts then
+  int failures_acknowledged = 0;              // failures the operator accepted by resuming
+  std::string created_by;
+  absl::Time created_at;
+  absl::Time updated_at;
+  std::optional<absl::Time> started_at;
+  std::optional<absl::Time> finished_at;
+};
+
+// One host of a campaign.
+struct CampaignTargetRecord {
+  std::string campaign_id;
+  int position = 0;  // order within the campaign (0-based); waves are contiguous ranges
+  int wave = 0;
+  std::string agent_id;
+  std::string fqdn;
+  common::model::TargetState state = common::model::TargetState::kPending;
+  std::string renewal_id;           // set when running: derived from campaign and agent
+  std::string previous_thumbprint;  // the bound certificate at plan time (for a revert)
+  std::optional<absl::Time> previous_not_after;
+  std::string revert_command_id;
+  std::string reason;  // why it failed, was not reached, ...
+  std::optional<absl::Time> started_at;
+  std::optional<absl::Time> finished_at;
+};
+
+// The automatic scheduler's memory of one agent (retries with backoff, drift remediation).
+struct PolicyStateRecord {
+  std::string agent_id;
+  std::string policy;
+  int failures = 0;  // consecutive failed renewals
+  absl::Time next_attempt_at = absl::InfinitePast();
+  std::string last_renewal_id;
+  std::string from_thumbprint;  // the bound certificate the last renewal replaced
+  std::string remediation_command_id;
+  absl::Time updated_at;
 };
 
 }  // namespace certfleet::controller::store

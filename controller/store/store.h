@@ -4,6 +4,7 @@
 // a PostgreSQL implementation can follow for several controllers. Every implementation passes
 // tests/controller/store/store_conformance.h.
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -167,6 +168,62 @@ class Store {
                                      common::model::RenewalState expected) = 0;
   // The job that sent command `command_id` (renew, install or bind command); NotFound when none.
   virtual absl::StatusOr<RenewalRecord> FindRenewalByCommand(absl::string_view command_id) = 0;
+
+  // --- Agent identity ---
+
+  // Records a renewed identity certificate. NotFound when the agent is unknown.
+  virtual absl::Status UpdateAgentIdentity(absl::string_view agent_id, absl::string_view serial,
+                                           absl::Time not_after) = 0;
+  // Consumes a re-enrollment token (JoinTokenRecord::agent_id set) for `agent_id` and records the
+  // new identity, in one transaction. Errors as ConsumeJoinToken; PermissionDenied when the token
+  // is bound to another agent or is not a re-enrollment token; NotFound for an unknown agent.
+  virtual absl::StatusOr<JoinTokenRecord> ReenrollAgent(absl::string_view token_hash,
+                                                        absl::string_view agent_id,
+                                                        absl::string_view serial,
+                                                        absl::Time not_after, absl::Time now) = 0;
+
+  // --- Audit log ---
+
+  // Computes the hash of an entry whose seq, prev_hash and other fields are set.
+  using AuditSealer = std::function<std::string(const AuditRecord&)>;
+  // Appends `entry` atomically: seq = the last seq + 1, prev_hash = the last entry's hash, hash =
+  // seal(entry). Returns the entry as stored. InvalidArgument for an empty actor or action.
+  virtual absl::StatusOr<AuditRecord> AppendAudit(AuditRecord entry, const AuditSealer& seal) = 0;
+  // Entries matching `filter`, by seq ascending, exactly as stored (verification reads these).
+  virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditFilter& filter) = 0;
+
+  // --- Campaigns ---
+
+  // Stores a campaign with its targets, in one transaction. AlreadyExists for a duplicate id;
+  // InvalidArgument for an empty id, a target naming another campaign, or two targets for one
+  // agent.
+  virtual absl::Status CreateCampaign(const CampaignRecord& campaign,
+                                      const std::vector<CampaignTargetRecord>& targets) = 0;
+  // NotFound when unknown.
+  virtual absl::StatusOr<CampaignRecord> GetCampaign(absl::string_view id) = 0;
+  // Oldest first.
+  virtual absl::StatusOr<std::vector<CampaignRecord>> ListCampaigns() = 0;
+  // Compare and set on the state, as UpdateRenewal. FailedPrecondition naming the stored state;
+  // NotFound when unknown.
+  virtual absl::Status UpdateCampaign(const CampaignRecord& campaign,
+                                      common::model::CampaignState expected) = 0;
+  // The campaign's targets by position. NotFound when the campaign is unknown.
+  virtual absl::StatusOr<std::vector<CampaignTargetRecord>> ListCampaignTargets(
+      absl::string_view campaign_id) = 0;
+  // Compare and set on the target's state. FailedPrecondition naming the stored state; NotFound
+  // when the campaign has no target for target.agent_id.
+  virtual absl::Status UpdateCampaignTarget(const CampaignTargetRecord& target,
+                                            common::model::TargetState expected) = 0;
+
+  // --- Automatic scheduling ---
+
+  // NotFound when the agent has none.
+  virtual absl::StatusOr<PolicyStateRecord> GetPolicyState(absl::string_view agent_id) = 0;
+  // Creates or replaces. NotFound when the agent is unknown.
+  virtual absl::Status PutPolicyState(const PolicyStateRecord& state) = 0;
+  // Records that the notification `key` went out; true the first time, false when it already
+  // had. InvalidArgument for an empty key.
+  virtual absl::StatusOr<bool> RecordNotificationOnce(absl::string_view key, absl::Time at) = 0;
 };
 
 }  // namespace certfleet::controller::store

@@ -38,8 +38,9 @@ std::string JoinLabels(const google::protobuf::Map<std::string, std::string>& la
 }
 
 int TokensCreate(const Connection& c, const std::string& ttl, const std::string& fqdn,
-                 const std::vector<std::string>& labels) {
+                 const std::vector<std::string>& labels, const std::string& agent) {
   certfleet::v1::CreateJoinTokenRequest req;
+  req.set_agent(agent);
   auto d = common::ParseHumanDuration(ttl);
   if (!d.ok()) return ReportError(common::Annotate(d.status(), "--ttl"));
   *req.mutable_ttl() = TimeUtil::MillisecondsToDuration(absl::ToInt64Milliseconds(*d));
@@ -157,8 +158,15 @@ void RegisterAdminCommands(CLI::App& app, int* exit_code) {
       ->capture_default_str();
   create->add_option("--fqdn", *fqdn, "Only the host with this FQDN may use the token");
   create->add_option("--label", *labels, "KEY=VALUE label given to the agent (repeatable)");
+  auto reenroll = std::make_shared<std::string>();
+  create
+      ->add_option("--agent", *reenroll,
+                   "Agent id or FQDN: a re-enrollment token bound to that agent, for an agent "
+                   "whose identity expired while it was offline (it refuses to start and says "
+                   "so). Start it once with --token; it keeps its id and labels")
+      ->excludes("--label");
   add_connection(create, false);
-  create->callback([=] { *exit_code = TokensCreate(*conn, *ttl, *fqdn, *labels); });
+  create->callback([=] { *exit_code = TokensCreate(*conn, *ttl, *fqdn, *labels, *reenroll); });
 
   auto* agents = app.add_subcommand("agents", "Enrolled agents");
   agents->require_subcommand(1);

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/files/file_util.h"
+#include "common/status/status_macros.h"
 
 namespace certfleet::ctl {
 
@@ -22,6 +23,11 @@ void AddConnectionOptions(CLI::App* cmd, Connection* conn, bool output) {
 }
 
 absl::StatusOr<std::unique_ptr<certfleet::v1::Admin::Stub>> Dial(const Connection& c) {
+  CF_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel, DialChannel(c));
+  return certfleet::v1::Admin::NewStub(channel);
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> DialChannel(const Connection& c) {
   if (c.controller.empty()) {
     return absl::InvalidArgumentError(
         "no controller: pass --controller HOST:PORT or set CERTFLEET_CONTROLLER");
@@ -42,8 +48,7 @@ absl::StatusOr<std::unique_ptr<certfleet::v1::Admin::Stub>> Dial(const Connectio
     }
     *field = std::move(*data);
   }
-  auto channel = grpc::CreateChannel(c.controller, grpc::SslCredentials(ssl));
-  return certfleet::v1::Admin::NewStub(channel);
+  return grpc::CreateChannel(c.controller, grpc::SslCredentials(ssl));
 }
 
 void SetDeadline(grpc::ClientContext* ctx) {

@@ -25,6 +25,9 @@ void AddConnectionOptions(CLI::App* cmd, Connection* conn, bool output);
 // credential files).
 absl::StatusOr<std::unique_ptr<certfleet::v1::Admin::Stub>> Dial(const Connection& c);
 
+// The mutual-TLS channel Dial uses, for the other services (Campaigns). Errors as Dial.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> DialChannel(const Connection& c);
+
 // A per-call deadline of 15 s.
 void SetDeadline(grpc::ClientContext* ctx);
 

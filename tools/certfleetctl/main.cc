@@ -4,6 +4,8 @@
 
 #include "CLI/CLI.hpp"
 #include "tools/certfleetctl/admin_commands.h"
+#include "tools/certfleetctl/audit_commands.h"
+#include "tools/certfleetctl/campaign_commands.h"
 #include "tools/certfleetctl/command_commands.h"
 #include "tools/certfleetctl/inspect_command.h"
 #include "tools/certfleetctl/renewal_commands.h"
@@ -19,6 +21,8 @@ int main(int argc, char** argv) {
   certfleet::ctl::RegisterAdminCommands(app, &exit_code);
   certfleet::ctl::RegisterCommandCommands(app, &exit_code);
   certfleet::ctl::RegisterRenewalCommands(app, &exit_code);
+  certfleet::ctl::RegisterAuditCommands(app, &exit_code);
+  certfleet::ctl::RegisterCampaignCommands(app, &exit_code);
 
   // CLI11 reports parse errors by exception; this is the one place they are caught. Bad usage
   // exits 2 after CLI11 printed the error and the usage; --help and --version exit 0.

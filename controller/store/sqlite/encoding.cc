@@ -424,4 +424,17 @@ absl::StatusOr<std::vector<RenewalStep>> DecodeRenewalSteps(absl::string_view en
   return steps;
 }
 
+absl::Status RequireNonEmpty(absl::string_view value, absl::string_view what) {
+  if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
+  return absl::OkStatus();
+}
+
+std::optional<int64_t> OptionalMicros(const std::optional<absl::Time>& t) {
+  return t.has_value() ? std::optional<int64_t>(TimeToMicros(*t)) : std::nullopt;
+}
+
+std::optional<absl::Time> OptionalTime(std::optional<int64_t> micros) {
+  return micros.has_value() ? std::optional<absl::Time>(MicrosToTime(*micros)) : std::nullopt;
+}
+
 }  // namespace certfleet::controller::store

@@ -72,14 +72,18 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/model/command.h"
 #include "common/model/profile.h"
+#include "common/sqlite/database.h"
+#include "common/status/status_macros.h"
 #include "controller/store/records.h"
 
 namespace certfleet::controller::store {
@@ -125,5 +129,32 @@ absl::StatusOr<common::model::CommandResult> DecodeCommandResult(absl::string_vi
 std::string EncodeRenewalSteps(const std::vector<RenewalStep>& steps);
 // DataLoss when `encoded` is not a list of steps as laid out above, or names an unknown state.
 absl::StatusOr<std::vector<RenewalStep>> DecodeRenewalSteps(absl::string_view encoded);
+
+// InvalidArgument "<what> is empty" for an empty value.
+absl::Status RequireNonEmpty(absl::string_view value, absl::string_view what);
+// A nullable time column: NULL <-> nullopt.
+std::optional<int64_t> OptionalMicros(const std::optional<absl::Time>& t);
+std::optional<absl::Time> OptionalTime(std::optional<int64_t> micros);
+
+// Runs `query` (bound already) to its end and decodes every row with `read`
+// (absl::StatusOr<Record>(const Statement&)); errors are annotated with `what`. Resets `query`.
+template <typename Record, typename Read>
+absl::StatusOr<std::vector<Record>> ReadAll(common::sqlite::Statement& query, Read read,
+                                            absl::string_view what) {
+  std::vector<Record> records;
+  while (true) {
+    absl::StatusOr<bool> row = query.Step();
+    if (!row.ok()) return common::Annotate(row.status(), what);
+    if (!*row) break;
+    absl::StatusOr<Record> record = read(query);
+    if (!record.ok()) {
+      query.Reset();
+      return record.status();
+    }
+    records.push_back(*std::move(record));
+  }
+  query.Reset();
+  return records;
+}
 
 }  // namespace certfleet::controller::store

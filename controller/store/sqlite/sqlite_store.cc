@@ -140,6 +140,75 @@ CREATE UNIQUE INDEX renewals_one_active_per_agent ON renewals (agent_id)
   WHERE state NOT IN ('done', 'rolled_back', 'failed');
 )sql";
 
+// Version 5: re-enrollment tokens (bound to an existing agent), the hash-chained audit log,
+// campaigns and their targets, the automatic scheduler's per-agent state and the notifications
+// already sent. Campaign specs are JSON. Targets keep their agent id without a foreign key: a
+// campaign's record outlives the agents it touched. Times are unix microseconds.
+constexpr char kSchemaV5[] = R"sql(
+ALTER TABLE join_tokens ADD COLUMN agent_id TEXT NOT NULL DEFAULT '';
+CREATE TABLE audit_log (
+  seq INTEGER NOT NULL PRIMARY KEY CHECK (seq > 0),
+  at INTEGER NOT NULL,
+  actor TEXT NOT NULL CHECK (actor <> ''),
+  action TEXT NOT NULL CHECK (action <> ''),
+  target TEXT NOT NULL,
+  details TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE INDEX audit_log_at ON audit_log (at);
+CREATE TABLE campaigns (
+  id TEXT NOT NULL PRIMARY KEY CHECK (id <> ''),
+  name TEXT NOT NULL,
+  spec TEXT NOT NULL,
+  state TEXT NOT NULL
+    CHECK (state IN ('planned', 'running', 'paused', 'halted', 'cancelled', 'completed')),
+  reason TEXT NOT NULL,
+  current_wave INTEGER NOT NULL,
+  wave_count INTEGER NOT NULL,
+  wave_started_at INTEGER,
+  soak_until INTEGER,
+  failures_acknowledged INTEGER NOT NULL,
+  created_by TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER
+);
+CREATE TABLE campaign_targets (
+  campaign_id TEXT NOT NULL REFERENCES campaigns (id) ON DELETE CASCADE,
+  agent_id TEXT NOT NULL CHECK (agent_id <> ''),
+  position INTEGER NOT NULL,
+  wave INTEGER NOT NULL,
+  fqdn TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'succeeded', 'rolled_back', 'failed',
+    'not_reached', 'cancelled', 'reverting', 'reverted', 'revert_failed')),
+  renewal_id TEXT NOT NULL,
+  previous_thumbprint TEXT NOT NULL,
+  previous_not_after INTEGER,
+  revert_command_id TEXT NOT NULL,
+  reason TEXT NOT NULL,
+  started_at INTEGER,
+  finished_at INTEGER,
+  PRIMARY KEY (campaign_id, agent_id)
+);
+CREATE INDEX campaign_targets_position ON campaign_targets (campaign_id, position);
+CREATE TABLE policy_state (
+  agent_id TEXT NOT NULL PRIMARY KEY REFERENCES agents (id) ON DELETE CASCADE,
+  policy TEXT NOT NULL,
+  failures INTEGER NOT NULL,
+  next_attempt_at INTEGER NOT NULL,
+  last_renewal_id TEXT NOT NULL,
+  from_thumbprint TEXT NOT NULL,
+  remediation_command_id TEXT NOT NULL,
+  updated_at INTEGER NOT NULL
+);
+CREATE TABLE notifications_sent (
+  key TEXT NOT NULL PRIMARY KEY CHECK (key <> ''),
+  at INTEGER NOT NULL
+);
+)sql";
+
 constexpr char kSchemaV3[] = R"sql(
 CREATE TABLE commands_v3 (
   id TEXT NOT NULL PRIMARY KEY CHECK (id <> ''),
@@ -244,7 +313,8 @@ CREATE INDEX renewals_by_bind_command ON renewals (bind_command_id);
 // --- SQL, prepared once per connection (Database::PrepareCached) ---
 
 constexpr char kTokenColumns[] =
-    "token_hash, fqdn, labels, created_at, expires_at, used_at, used_by_agent, created_by";
+    "token_hash, fqdn, labels, created_at, expires_at, used_at, used_by_agent, created_by, "
+    "agent_id";
 constexpr char kAgentColumns[] =
     "id, fqdn, labels, platform, version, enrolled_at, last_seen, identity_serial, "
     "identity_not_after, channel_serial, drift, inventory_generation";
@@ -263,7 +333,7 @@ std::string Placeholders(int count) {
 
 const std::string& InsertTokenSql() {
   static const std::string* sql = new std::string(
-      absl::StrCat("INSERT INTO join_tokens (", kTokenColumns, ") VALUES (", Placeholders(8), ")"));
+      absl::StrCat("INSERT INTO join_tokens (", kTokenColumns, ") VALUES (", Placeholders(9), ")"));
   return *sql;
 }
 const std::string& SelectTokenSql() {
@@ -472,11 +542,6 @@ std::string ListRenewalsSql(bool by_agent, bool by_state, bool active_only) {
 
 // --- Validation ---
 
-absl::Status RequireNonEmpty(absl::string_view value, absl::string_view what) {
-  if (value.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " is empty"));
-  return absl::OkStatus();
-}
-
 absl::Status ValidateAgent(const AgentRecord& agent) {
   CF_RETURN_IF_ERROR(RequireNonEmpty(agent.id, "agent id"));
   CF_RETURN_IF_ERROR(RequireNonEmpty(agent.fqdn, "agent FQDN"), "agent ", agent.id);
@@ -529,6 +594,7 @@ absl::StatusOr<JoinTokenRecord> ReadToken(const Statement& row) {
   }
   token.used_by_agent = row.ColumnText(6);
   token.created_by = row.ColumnText(7);
+  token.agent_id = row.ColumnText(8);
   return token;
 }
 
@@ -645,14 +711,6 @@ absl::StatusOr<CertificateRecord> ReadCertificate(const Statement& row,
   cert.bound = row.ColumnInt64(24) != 0;
   cert.drift = std::move(drift);
   return cert;
-}
-
-std::optional<int64_t> OptionalMicros(const std::optional<absl::Time>& t) {
-  return t.has_value() ? std::optional<int64_t>(TimeToMicros(*t)) : std::nullopt;
-}
-
-std::optional<absl::Time> OptionalTime(std::optional<int64_t> micros) {
-  return micros.has_value() ? std::optional<absl::Time>(MicrosToTime(*micros)) : std::nullopt;
 }
 
 absl::StatusOr<CommandRecord> ReadCommand(const Statement& row) {
@@ -901,24 +959,6 @@ absl::StatusOr<RenewalRecord> ReadRenewal(const Statement& row) {
 }
 
 // Runs `query` (bound already) to its end and decodes every row with `read`.
-template <typename Record, typename Read>
-absl::StatusOr<std::vector<Record>> ReadAll(Statement& query, Read read, absl::string_view what) {
-  std::vector<Record> records;
-  while (true) {
-    absl::StatusOr<bool> row = query.Step();
-    if (!row.ok()) return common::Annotate(row.status(), what);
-    if (!*row) break;
-    absl::StatusOr<Record> record = read(query);
-    if (!record.ok()) {
-      query.Reset();
-      return record.status();
-    }
-    records.push_back(*std::move(record));
-  }
-  query.Reset();
-  return records;
-}
-
 }  // namespace
 
 const std::vector<Migration>& SqliteStore::Migrations() {
@@ -927,6 +967,7 @@ const std::vector<Migration>& SqliteStore::Migrations() {
       {2, "commands", kSchemaV2},
       {3, "renewals, issuances, approval requests; renew and install commands", kSchemaV3},
       {4, "at most one active renewal per agent", kSchemaV4},
+      {5, "re-enrollment tokens, audit log, campaigns, scheduler state, notifications", kSchemaV5},
   };
   return *migrations;
 }
@@ -1018,6 +1059,7 @@ absl::Status SqliteStore::CreateJoinToken(const JoinTokenRecord& token) {
       6, token.used_at ? std::optional<int64_t>(TimeToMicros(*token.used_at)) : std::nullopt));
   CF_RETURN_IF_ERROR(stmt->BindText(7, token.used_by_agent));
   CF_RETURN_IF_ERROR(stmt->BindText(8, token.created_by));
+  CF_RETURN_IF_ERROR(stmt->BindText(9, token.agent_id));
   absl::Status status = stmt->Run();
   if (absl::IsAlreadyExists(status)) {
     return absl::AlreadyExistsError("a join token with this hash already exists");
@@ -1029,6 +1071,13 @@ absl::StatusOr<JoinTokenRecord> SqliteStore::ConsumeJoinTokenLocked(absl::string
                                                                     absl::string_view fqdn,
                                                                     absl::string_view agent_id,
                                                                     absl::Time now) {
+  return ConsumeTokenLocked(token_hash, fqdn, agent_id, now, /*reenrollment=*/false);
+}
+
+absl::StatusOr<JoinTokenRecord> SqliteStore::ConsumeTokenLocked(absl::string_view token_hash,
+                                                                absl::string_view fqdn,
+                                                                absl::string_view agent_id,
+                                                                absl::Time now, bool reenrollment) {
   CF_ASSIGN_OR_RETURN(Statement * select, db_->PrepareCached(SelectTokenSql()));
   CF_RETURN_IF_ERROR(select->BindText(1, token_hash));
   CF_ASSIGN_OR_RETURN(bool found, select->Step());
@@ -1042,6 +1091,21 @@ absl::StatusOr<JoinTokenRecord> SqliteStore::ConsumeJoinTokenLocked(absl::string
         absl::StrCat("join token already used by agent ", token->used_by_agent));
   }
   if (now >= token->expires_at) return absl::FailedPreconditionError("join token expired");
+  // A re-enrollment token never creates an agent, and a join token never re-enrolls one.
+  if (!reenrollment && !token->agent_id.empty()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("this is a re-enrollment token for agent ", token->agent_id,
+                     "; only that agent (with its state directory) may use it"));
+  }
+  if (reenrollment && token->agent_id.empty()) {
+    return absl::PermissionDeniedError(
+        "this join token enrolls a new agent; re-enrolling an agent needs a re-enrollment token "
+        "bound to it");
+  }
+  if (reenrollment && token->agent_id != agent_id) {
+    return absl::PermissionDeniedError(absl::StrCat("this re-enrollment token is bound to agent ",
+                                                    token->agent_id, ", not ", agent_id));
+  }
   if (token->fqdn.has_value() && !absl::EqualsIgnoreCase(*token->fqdn, fqdn)) {
     return absl::PermissionDeniedError(
         absl::StrCat("join token is bound to another FQDN than ", fqdn));

@@ -139,14 +139,48 @@ class SqliteStore final : public Store {
   absl::Status UpdateRenewal(const RenewalRecord& renewal,
                              common::model::RenewalState expected) override;
   absl::StatusOr<RenewalRecord> FindRenewalByCommand(absl::string_view command_id) override;
+  // sqlite_store_identity.cc
+  absl::Status UpdateAgentIdentity(absl::string_view agent_id, absl::string_view serial,
+                                   absl::Time not_after) override;
+  absl::StatusOr<JoinTokenRecord> ReenrollAgent(absl::string_view token_hash,
+                                                absl::string_view agent_id,
+                                                absl::string_view serial, absl::Time not_after,
+                                                absl::Time now) override;
+  // sqlite_store_audit.cc
+  absl::StatusOr<AuditRecord> AppendAudit(AuditRecord entry, const AuditSealer& seal) override;
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(const AuditFilter& filter) override;
+  // sqlite_store_campaigns.cc
+  absl::Status CreateCampaign(const CampaignRecord& campaign,
+                              const std::vector<CampaignTargetRecord>& targets) override;
+  absl::StatusOr<CampaignRecord> GetCampaign(absl::string_view id) override;
+  absl::StatusOr<std::vector<CampaignRecord>> ListCampaigns() override;
+  absl::Status UpdateCampaign(const CampaignRecord& campaign,
+                              common::model::CampaignState expected) override;
+  absl::StatusOr<std::vector<CampaignTargetRecord>> ListCampaignTargets(
+      absl::string_view campaign_id) override;
+  absl::Status UpdateCampaignTarget(const CampaignTargetRecord& target,
+                                    common::model::TargetState expected) override;
+  absl::StatusOr<PolicyStateRecord> GetPolicyState(absl::string_view agent_id) override;
+  absl::Status PutPolicyState(const PolicyStateRecord& state) override;
+  absl::StatusOr<bool> RecordNotificationOnce(absl::string_view key, absl::Time at) override;
 
  private:
   explicit SqliteStore(std::unique_ptr<common::sqlite::Database> db) : db_(std::move(db)) {}
 
   // Each runs inside a transaction the caller holds.
+  // ConsumeTokenLocked for a join token (never a re-enrollment token).
   absl::StatusOr<JoinTokenRecord> ConsumeJoinTokenLocked(absl::string_view token_hash,
                                                          absl::string_view fqdn,
                                                          absl::string_view agent_id, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks the token used by `agent_id` at `now`, with the checks of ConsumeJoinToken. A join
+  // token (no JoinTokenRecord::agent_id) is accepted only when !reenrollment, a re-enrollment
+  // token only when `reenrollment` and bound to `agent_id`: PermissionDenied otherwise, and the
+  // token stays unused.
+  absl::StatusOr<JoinTokenRecord> ConsumeTokenLocked(absl::string_view token_hash,
+                                                     absl::string_view fqdn,
+                                                     absl::string_view agent_id, absl::Time now,
+                                                     bool reenrollment)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InsertAgentLocked(const AgentRecord& agent) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // NotFound "<doing>: agent <id> not found" when no agent has `agent_id`.

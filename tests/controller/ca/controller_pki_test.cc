@@ -357,6 +357,24 @@ TEST_F(ControllerPkiTest, IssueAgentIdentityPutsTheAgentUriInACertificateThatCha
   EXPECT_TRUE(common::crypto::KeyMatchesCertificate(key.get(), chain[0].get()));
 }
 
+TEST_F(ControllerPkiTest, IssueAgentIdentityBackdatesByFiveMinutesOrATenthOfAShortLifetime) {
+  ASSERT_TRUE(SeedControllerCa(dir_.path(), ca_).ok());
+  ControllerPkiOptions options;
+  options.state_dir = dir_.path();
+  for (auto [lifetime, backdate] : {std::pair{absl::Seconds(20), absl::Seconds(2)},
+                                    std::pair{absl::Hours(24 * 30), absl::Minutes(5)}}) {
+    options.agent_identity_lifetime = lifetime;
+    auto pki = ControllerPki::LoadOrCreate(options, clock_);
+    ASSERT_TRUE(pki.ok()) << pki.status();
+    common::crypto::EvpPkeyPtr key = TestPki::NewEcKey();
+    auto issued = (*pki)->IssueAgentIdentity(CsrPem(key.get(), "h"), "a1", "h.example.com");
+    ASSERT_TRUE(issued.ok()) << issued.status();
+    common::model::CertificateInfo info = Describe(Certs(issued->chain_pem)[0].get());
+    EXPECT_EQ(info.not_before, kNow - backdate) << lifetime;
+    EXPECT_EQ(info.not_after, kNow + lifetime) << lifetime;
+  }
+}
+
 TEST_F(ControllerPkiTest, IssueAgentIdentityAcceptsAnRsa2048Csr) {
   auto pki = LoadSeededControllerPki(dir_.path(), ca_, clock_);
   ASSERT_TRUE(pki.ok()) << pki.status();

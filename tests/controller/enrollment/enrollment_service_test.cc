@@ -12,6 +12,7 @@
 #include "common/crypto/csr.h"
 #include "common/crypto/describe.h"
 #include "common/crypto/encoding.h"
+#include "common/crypto/keys.h"
 #include "common/crypto/parse.h"
 #include "common/files/file_util.h"
 #include "common/model/identity.h"
@@ -387,6 +388,246 @@ TEST_F(EnrollmentServiceTest, EnrollErrorsNeverContainTheTokenSecret) {
     ASSERT_FALSE(status.ok());
     EXPECT_THAT(std::string(status.message()), Not(HasSubstr(token->secret))) << status;
   }
+}
+
+// --- Re-enrollment tokens ---
+
+// A CSR for `key` with subject CN `cn` and the given subjectAltNames.
+std::string CsrFor(EVP_PKEY* key, const std::string& cn, std::vector<std::string> dns_names = {},
+                   std::vector<std::string> uris = {}) {
+  common::crypto::CsrOptions options;
+  options.subject_cn = cn;
+  options.dns_names = std::move(dns_names);
+  options.uris = std::move(uris);
+  auto csr = common::crypto::BuildCsr(key, options);
+  EXPECT_TRUE(csr.ok()) << csr.status();
+  return csr.ok() ? common::crypto::CsrToPem(csr->get()) : std::string();
+}
+
+class ReenrollmentTest : public EnrollmentServiceTest {
+ protected:
+  void SetUp() override {
+    EnrollmentServiceTest::SetUp();
+    if (HasFatalFailure()) return;
+    auto enrolled = service_->Enroll(
+        Request(NewToken(TokenRequest(absl::Hours(1), "", {{"site", "paris"}})), kFqdn));
+    ASSERT_TRUE(enrolled.ok()) << enrolled.status();
+    agent_ = *enrolled;
+  }
+
+  static constexpr char kFqdn[] = "host1.example.com";
+
+  // A re-enrollment token for `agent` (id or FQDN).
+  std::string ReenrollToken(const std::string& agent) {
+    CreateTokenRequest request = TokenRequest(absl::Hours(1));
+    request.agent = agent;
+    return NewToken(request);
+  }
+
+  EnrollRequest Reenroll(const std::string& token, const std::string& agent_id,
+                         const std::string& fqdn = kFqdn) {
+    EnrollRequest request = Request(token, fqdn);
+    request.csr_pem = CsrFor(new_key_.get(), fqdn);
+    request.agent_id = agent_id;
+    return request;
+  }
+
+  store::AgentRecord Stored(const std::string& agent_id) {
+    auto agent = store_->GetAgent(agent_id);
+    EXPECT_TRUE(agent.ok()) << agent.status();
+    return agent.ok() ? *agent : store::AgentRecord();
+  }
+
+  EnrollResult agent_;
+  common::crypto::EvpPkeyPtr new_key_ = TestPki::NewEcKey();
+};
+
+TEST_F(ReenrollmentTest, CreateTokenWithAnAgentIdBindsTheTokenToThatAgentAndItsFqdn) {
+  CreateTokenRequest request = TokenRequest(absl::Hours(1));
+  request.agent = agent_.agent_id;
+  auto created = service_->CreateToken(request);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->agent_id, agent_.agent_id);
+  EXPECT_EQ(created->fqdn, kFqdn);
+}
+
+TEST_F(ReenrollmentTest, CreateTokenWithAnAgentsFqdnFindsTheAgent) {
+  CreateTokenRequest request = TokenRequest(absl::Hours(1));
+  request.agent = "HOST1.example.com";
+  auto created = service_->CreateToken(request);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->agent_id, agent_.agent_id);
+}
+
+TEST_F(ReenrollmentTest, CreateTokenForAnUnknownAgentIsNotFound) {
+  CreateTokenRequest request = TokenRequest(absl::Hours(1));
+  request.agent = "nobody.example.com";
+  EXPECT_EQ(service_->CreateToken(request).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(ReenrollmentTest, CreateTokenForAnAgentRefusesLabelsAndAnotherFqdn) {
+  CreateTokenRequest labelled = TokenRequest(absl::Hours(1), "", {{"site", "lyon"}});
+  labelled.agent = agent_.agent_id;
+  EXPECT_EQ(service_->CreateToken(labelled).status().code(), absl::StatusCode::kInvalidArgument);
+  CreateTokenRequest other_fqdn = TokenRequest(absl::Hours(1), "host2.example.com");
+  other_fqdn.agent = agent_.agent_id;
+  EXPECT_EQ(service_->CreateToken(other_fqdn).status().code(), absl::StatusCode::kInvalidArgument);
+  CreateTokenRequest same_fqdn = TokenRequest(absl::Hours(1), "Host1.Example.com");
+  same_fqdn.agent = agent_.agent_id;
+  EXPECT_TRUE(service_->CreateToken(same_fqdn).ok());
+}
+
+TEST_F(ReenrollmentTest, ReenrollKeepsTheAgentIdAndLabelsAndRecordsTheNewIdentity) {
+  clock_.Advance(absl::Hours(24 * 40));  // the old identity expired long ago
+  auto result = service_->Enroll(Reenroll(ReenrollToken(agent_.agent_id), agent_.agent_id));
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->agent_id, agent_.agent_id);
+  EXPECT_EQ(AgentCount(), 1u);
+
+  auto chain = common::crypto::CertificatesFromPem(result->identity_chain_pem);
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  ASSERT_FALSE(chain->empty());
+  EXPECT_TRUE(common::crypto::KeyMatchesCertificate(new_key_.get(), (*chain)[0].get()));
+  auto leaf = common::crypto::DescribeCertificate((*chain)[0].get(), false);
+  ASSERT_TRUE(leaf.ok()) << leaf.status();
+  EXPECT_THAT(leaf->uris, ElementsAre(common::model::AgentIdentityUri(agent_.agent_id)));
+  EXPECT_EQ(leaf->subject_cn, kFqdn);
+  EXPECT_EQ(leaf->not_after, clock_.Now() + ca::ControllerPkiOptions().agent_identity_lifetime);
+
+  store::AgentRecord stored = Stored(agent_.agent_id);
+  EXPECT_EQ(stored.identity_serial, leaf->serial);
+  EXPECT_NE(stored.identity_serial, agent_.identity_serial);
+  EXPECT_EQ(stored.identity_not_after, leaf->not_after);
+  EXPECT_EQ(stored.labels, (std::map<std::string, std::string>{{"site", "paris"}}));
+  EXPECT_EQ(result->identity_serial, leaf->serial);
+  EXPECT_EQ(result->identity_not_after, leaf->not_after);
+}
+
+TEST_F(ReenrollmentTest, AReenrollmentTokenIsSingleUse) {
+  const std::string token = ReenrollToken(agent_.agent_id);
+  ASSERT_TRUE(service_->Enroll(Reenroll(token, agent_.agent_id)).ok());
+  auto again = service_->Enroll(Reenroll(token, agent_.agent_id));
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition) << again.status();
+}
+
+TEST_F(ReenrollmentTest, AReenrollmentTokenNeverEnrollsANewAgent) {
+  const std::string token = ReenrollToken(agent_.agent_id);
+  auto fresh = service_->Enroll(Request(token, kFqdn));  // no agent id: a new agent
+  EXPECT_EQ(fresh.status().code(), absl::StatusCode::kPermissionDenied) << fresh.status();
+  EXPECT_EQ(AgentCount(), 1u);
+  // Still usable by its agent.
+  EXPECT_TRUE(service_->Enroll(Reenroll(token, agent_.agent_id)).ok());
+}
+
+TEST_F(ReenrollmentTest, AnotherAgentCannotUseTheToken) {
+  auto other = service_->Enroll(Request(NewToken(), "host2.example.com"));
+  ASSERT_TRUE(other.ok()) << other.status();
+  const std::string token = ReenrollToken(agent_.agent_id);
+  for (const std::string& fqdn : {std::string("host2.example.com"), std::string(kFqdn)}) {
+    auto refused = service_->Enroll(Reenroll(token, other->agent_id, fqdn));
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied)
+        << fqdn << ": " << refused.status();
+  }
+  EXPECT_EQ(Stored(other->agent_id).identity_serial, other->identity_serial);
+  EXPECT_TRUE(service_->Enroll(Reenroll(token, agent_.agent_id)).ok());
+}
+
+TEST_F(ReenrollmentTest, APlainJoinTokenCannotReenroll) {
+  const std::string token = NewToken();
+  auto refused = service_->Enroll(Reenroll(token, agent_.agent_id));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied) << refused.status();
+  EXPECT_EQ(Stored(agent_.agent_id).identity_serial, agent_.identity_serial);
+  // It still enrolls a new agent.
+  EXPECT_TRUE(service_->Enroll(Request(token, "host2.example.com")).ok());
+}
+
+TEST_F(ReenrollmentTest, ReenrollFromAnotherFqdnOrWithACsrForAnotherHostIsPermissionDenied) {
+  const std::string token = ReenrollToken(agent_.agent_id);
+  EnrollRequest other_fqdn = Reenroll(token, agent_.agent_id, "host2.example.com");
+  EXPECT_EQ(service_->Enroll(other_fqdn).status().code(), absl::StatusCode::kPermissionDenied);
+  EnrollRequest other_cn = Reenroll(token, agent_.agent_id);
+  other_cn.csr_pem = CsrFor(new_key_.get(), "host2.example.com");
+  EXPECT_EQ(service_->Enroll(other_cn).status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(service_->Enroll(Reenroll(token, agent_.agent_id)).ok());
+}
+
+TEST_F(ReenrollmentTest, ReenrollingAnUnknownAgentIsNotFoundAndAMalformedIdInvalidArgument) {
+  const std::string token = ReenrollToken(agent_.agent_id);
+  EXPECT_EQ(service_->Enroll(Reenroll(token, "0123456789abcdef")).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(service_->Enroll(Reenroll(token, "a/b")).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(service_->Enroll(Reenroll(token, agent_.agent_id)).ok());
+}
+
+// --- RenewIdentity ---
+
+TEST_F(ReenrollmentTest, RenewIdentitySignsTheNewKeyForTheSameAgentAndRecordsIt) {
+  clock_.Advance(absl::Hours(24 * 15));
+  auto renewed = service_->RenewIdentity(agent_.agent_id, CsrFor(new_key_.get(), kFqdn));
+  ASSERT_TRUE(renewed.ok()) << renewed.status();
+  EXPECT_EQ(renewed->agent_id, agent_.agent_id);
+  EXPECT_EQ(renewed->ca_bundle_pem, pki_->RootPem());
+
+  auto chain = common::crypto::CertificatesFromPem(renewed->identity_chain_pem);
+  ASSERT_TRUE(chain.ok()) << chain.status();
+  ASSERT_EQ(chain->size(), 2u);
+  auto roots = common::crypto::CertificatesFromPem(renewed->ca_bundle_pem);
+  ASSERT_TRUE(roots.ok()) << roots.status();
+  EXPECT_TRUE(common::crypto::VerifyChain((*chain)[0].get(), {(*chain)[1].get()},
+                                          {(*roots)[0].get()}, clock_.Now())
+                  .ok());
+  EXPECT_TRUE(common::crypto::KeyMatchesCertificate(new_key_.get(), (*chain)[0].get()));
+  auto leaf = common::crypto::DescribeCertificate((*chain)[0].get(), false);
+  ASSERT_TRUE(leaf.ok()) << leaf.status();
+  EXPECT_THAT(leaf->uris, ElementsAre(common::model::AgentIdentityUri(agent_.agent_id)));
+  EXPECT_EQ(leaf->subject_cn, kFqdn);
+  EXPECT_EQ(leaf->not_after, clock_.Now() + ca::ControllerPkiOptions().agent_identity_lifetime);
+  EXPECT_EQ(renewed->identity_not_after, leaf->not_after);
+  EXPECT_EQ(renewed->identity_serial, leaf->serial);
+
+  store::AgentRecord stored = Stored(agent_.agent_id);
+  EXPECT_EQ(stored.identity_serial, leaf->serial);
+  EXPECT_NE(stored.identity_serial, agent_.identity_serial);
+  EXPECT_EQ(stored.identity_not_after, leaf->not_after);
+  EXPECT_EQ(AgentCount(), 1u);
+}
+
+TEST_F(ReenrollmentTest, RenewIdentityAcceptsACsrWithoutASubjectOrWithTheAgentsOwnNames) {
+  EXPECT_TRUE(service_->RenewIdentity(agent_.agent_id, CsrFor(new_key_.get(), "")).ok());
+  EXPECT_TRUE(service_
+                  ->RenewIdentity(agent_.agent_id,
+                                  CsrFor(new_key_.get(), "HOST1.example.com", {kFqdn},
+                                         {common::model::AgentIdentityUri(agent_.agent_id)}))
+                  .ok());
+}
+
+TEST_F(ReenrollmentTest, RenewIdentityForACsrNamingAnotherHostOrAgentIsPermissionDenied) {
+  const std::vector<std::string> csrs = {
+      CsrFor(new_key_.get(), "host2.example.com"),
+      CsrFor(new_key_.get(), kFqdn, {"host2.example.com"}),
+      CsrFor(new_key_.get(), kFqdn, {}, {common::model::AgentIdentityUri("someone-else")}),
+      CsrFor(new_key_.get(), kFqdn, {}, {"certfleet://operator/admin/mallory"}),
+  };
+  for (const std::string& csr : csrs) {
+    auto refused = service_->RenewIdentity(agent_.agent_id, csr);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied) << refused.status();
+  }
+  EXPECT_EQ(Stored(agent_.agent_id).identity_serial, agent_.identity_serial);
+}
+
+TEST_F(ReenrollmentTest, RenewIdentityForAGarbageCsrOrAWeakKeyIsInvalidArgument) {
+  EXPECT_EQ(service_->RenewIdentity(agent_.agent_id, "garbage").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  common::crypto::EvpPkeyPtr weak = ca_.NewRsaKey(1024);
+  EXPECT_EQ(service_->RenewIdentity(agent_.agent_id, CsrFor(weak.get(), kFqdn)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Stored(agent_.agent_id).identity_serial, agent_.identity_serial);
+}
+
+TEST_F(ReenrollmentTest, RenewIdentityForAnAgentNoLongerEnrolledIsPermissionDenied) {
+  auto refused = service_->RenewIdentity("0123456789abcdef", CsrFor(new_key_.get(), kFqdn));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied) << refused.status();
 }
 
 // --- IsValidFqdn ---

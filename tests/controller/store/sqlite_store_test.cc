@@ -171,14 +171,14 @@ TEST_F(SqliteStoreTest, TheSchemaIsAtTheLastMigrationWithItsIndexes) {
   ASSERT_TRUE(indexes.ok());
   std::vector<std::string> names;
   while (*indexes->Step()) names.push_back(indexes->ColumnText(0));
-  EXPECT_THAT(names,
-              ::testing::ElementsAre("agents_by_fqdn", "approval_requests_by_state",
-                                     "certificates_by_not_after", "commands_by_agent_state",
-                                     "commands_by_created_at", "commands_unfinished_by_deadline",
-                                     "issuances_by_renewal", "renewals_active", "renewals_by_agent",
-                                     "renewals_by_bind_command", "renewals_by_install_command",
-                                     "renewals_by_renew_command", "renewals_by_state",
-                                     "renewals_one_active_per_agent"));
+  EXPECT_THAT(names, ::testing::ElementsAre(
+                         "agents_by_fqdn", "approval_requests_by_state", "audit_log_at",
+                         "campaign_targets_position", "certificates_by_not_after",
+                         "commands_by_agent_state", "commands_by_created_at",
+                         "commands_unfinished_by_deadline", "issuances_by_renewal",
+                         "renewals_active", "renewals_by_agent", "renewals_by_bind_command",
+                         "renewals_by_install_command", "renewals_by_renew_command",
+                         "renewals_by_state", "renewals_one_active_per_agent"));
 }
 
 TEST_F(SqliteStoreTest, AGarbageFileIsDataLossNamingThePath) {
