@@ -72,7 +72,10 @@ absl::Status Controller::StartAutomation(const ControllerOptions& options) {
       campaign_options);
   scheduler_ = std::make_unique<scheduler::PolicyScheduler>(
       scheduler::SchedulerDeps{*store_, *renewals_, *commands_, *fleet_, clock_, config_, *budgets_,
-                               campaigns_.get(), audit_.get(), notifier_.get()});
+                               campaigns_.get(), audit_.get(),
+                               // Without a webhook nothing is remembered as sent, so expiry
+                               // notices still go out once one is configured.
+                               webhooks_.empty() ? nullptr : notifier_.get()});
   campaign_service_ = std::make_unique<rpc::CampaignApiService>(*campaigns_, *executor_);
   renewals_->SetStateListener(
       [this](const store::RenewalRecord& record) { OnRenewalState(record); });

@@ -337,5 +337,57 @@ TEST_F(CampaignTest, BadCampaignsAreRefusedWithTheReason) {
   EXPECT_TRUE(absl::StrContains(Ctl({"audit", "list"}).out, "campaign.emergency_override"));
 }
 
+// The policy scheduler through the real binaries: a host whose certificate expires in 10 days
+// falls under a policy that renews 30 days before expiry; the controller renews it without an
+// operator, audits the decision, and the webhook hears about the expiry first.
+class SchedulerTest : public CampaignTest {
+ protected:
+  void SetUp() override {
+    FleetTest::SetUp();
+    receiver_ = std::make_unique<Receiver>(0);
+    WriteText(dir_ + "/controller.yaml", absl::StrCat("policy_interval: 1s\n"
+                                                      "policies:\n"
+                                                      "  - name: ms\n"
+                                                      "    selector: {role: ms}\n"
+                                                      "    renew_before: 30d\n"
+                                                      "    jitter: 1h\n"
+                                                      "notifications:\n"
+                                                      "  webhooks:\n"
+                                                      "    - name: ops\n"
+                                                      "      url: http://127.0.0.1:",
+                                                      receiver_->port(), "/hook\n"));
+    extra_controller_args_ = {"--config", dir_ + "/controller.yaml"};
+    RestartController();
+  }
+};
+
+TEST_F(SchedulerTest, APolicyRenewsAnExpiringHostWithoutAnOperator) {
+  AddHosts(1);
+  ASSERT_TRUE(WaitFor([&] { return RenewalsOf(hosts_[0]->fqdn()) == 1; }, absl::Seconds(30)))
+      << controller_->Log();
+  ListValue renewals =
+      ParseArray(Ctl({"renewals", "list", "--agent", hosts_[0]->fqdn(), "--output", "json"}).out);
+  const std::string id = Str(renewals.values(0).struct_value(), "id");
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Str(Object(Ctl({"renewals", "show", id, "--output", "json"}).out), "state") ==
+               "done";
+      },
+      absl::Seconds(60)))
+      << controller_->Log();
+  EXPECT_EQ(Str(Object(Ctl({"renewals", "show", id, "--output", "json"}).out), "created_by"),
+            "policy/ms");
+  // Renewed once: the next passes see the new certificate, due in months.
+  absl::SleepFor(absl::Seconds(3));
+  EXPECT_EQ(RenewalsOf(hosts_[0]->fqdn()), 1);
+  RunResult audit = Ctl({"audit", "list", "--output", "json"});
+  EXPECT_TRUE(absl::StrContains(audit.out, "policy.renewal.start")) << audit.out;
+  EXPECT_TRUE(absl::StrContains(audit.out, "lead time")) << audit.out;
+  ASSERT_TRUE(WaitFor([&] { return !receiver_->Events("certificate.expiring").empty(); },
+                      absl::Seconds(30)));
+  Struct expiring = receiver_->Events("certificate.expiring")[0];
+  EXPECT_EQ(Str(expiring, "subject"), hosts_[0]->fqdn());
+}
+
 }  // namespace
 }  // namespace certfleet::testing
