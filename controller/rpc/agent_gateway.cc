@@ -266,6 +266,8 @@ class ConnectReactor final : public grpc::ServerBidiReactor<AgentMessage, Contro
     }
     hello_seen_ = true;
     ControllerMessage welcome;
+    // Always a Welcome, also without settings: the agent counts itself accepted on it.
+    welcome.mutable_welcome();
     if (options_.scan_interval > absl::ZeroDuration()) {
       *welcome.mutable_welcome()->mutable_scan_interval() =
           google::protobuf::util::TimeUtil::MillisecondsToDuration(

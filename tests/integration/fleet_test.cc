@@ -16,6 +16,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "certfleet/v1/admin.grpc.pb.h"
+#include "certfleet/v1/agent.grpc.pb.h"
 #include "common/crypto/describe.h"
 #include "common/crypto/keys.h"
 #include "common/model/certificate.h"
@@ -235,6 +236,36 @@ TEST_F(FleetTest, AViewerMayListButNotCreateTokens) {
   RunResult denied = Ctl({"tokens", "create"}, viewer);
   EXPECT_EQ(denied.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(denied.err, "role viewer")) << denied.err;
+}
+
+// The agent counts itself accepted on the Welcome (only then does it re-send outcomes the
+// controller has not acknowledged and reset its backoff), so the controller must send one even
+// when it has no settings for the agent (no --scan-interval).
+TEST_F(FleetTest, TheFirstAnswerToAHelloIsAWelcomeEvenWithoutSettings) {
+  LabHost host(dir_ + "/w", "w.corp.example");
+  Process& agent = StartAgent(host, CreateToken());
+  ASSERT_TRUE(WaitFor([&] { return ConnectedCount() == 1; }, absl::Seconds(60)));
+  agent.Signal(SIGTERM);
+  ASSERT_EQ(agent.Wait(absl::Seconds(30)), 0);
+  const std::string state = host.root() + "-agent/";
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ReadText(state + "ca.pem");
+  ssl.pem_cert_chain = ReadText(state + "identity.pem");
+  ssl.pem_private_key = ReadText(state + "identity.key");
+  auto stub = certfleet::v1::AgentGateway::NewStub(
+      grpc::CreateChannel(address_, grpc::SslCredentials(ssl)));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto stream = stub->Connect(&ctx);
+  certfleet::v1::AgentMessage hello;
+  hello.mutable_hello()->set_agent_id(
+      std::string(absl::StripAsciiWhitespace(ReadText(state + "agent_id"))));
+  hello.mutable_hello()->set_platform("lab");
+  ASSERT_TRUE(stream->Write(hello));
+  certfleet::v1::ControllerMessage first;
+  ASSERT_TRUE(stream->Read(&first)) << controller_->Log();
+  EXPECT_TRUE(first.has_welcome()) << first.DebugString();
+  ctx.TryCancel();
 }
 
 TEST_F(FleetTest, AgentsComeBackAfterTheControllerRestarts) {

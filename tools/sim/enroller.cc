@@ -112,10 +112,15 @@ absl::StatusOr<EnrollmentResult> EnsureIdentities(const EnrollmentOptions& optio
   if (!options.cache_path.empty()) {
     CF_ASSIGN_OR_RETURN(cached, LoadIdentities(options.cache_path), "identity cache");
   }
+  // Also proves that the controller is reachable and accepts the admin credentials, before
+  // anything else is attempted.
+  CF_ASSIGN_OR_RETURN(absl::flat_hash_set<std::string> known, admin.KnownAgentIds(),
+                      "the admin API of the controller at ", options.controller);
   // Identities of agents beyond --agents stay in the cache for a later, larger run.
   std::vector<SimIdentity> kept_beyond;
+  // The cache needs writing: an identity was dropped or will be added.
+  bool changed = false;
   if (!cached.empty()) {
-    CF_ASSIGN_OR_RETURN(absl::flat_hash_set<std::string> known, admin.KnownAgentIds());
     const std::string root_der = FirstCertificateDer(admin.root_pem());
     std::map<std::string, bool> ca_matches;  // by PEM: parsed once per distinct CA
     absl::flat_hash_map<std::string, int> index_of;
@@ -140,6 +145,7 @@ absl::StatusOr<EnrollmentResult> EnsureIdentities(const EnrollmentOptions& optio
       result.identities[index->second] = std::move(identity);
       ++result.cached;
     }
+    changed = stale > 0;
     if (stale > 0) {
       common::LogInfo(stale, " cached identities are unknown to this controller or expiring; ",
                       "enrolling them again");
@@ -152,6 +158,7 @@ absl::StatusOr<EnrollmentResult> EnsureIdentities(const EnrollmentOptions& optio
   for (int i = 0; i < options.agents; ++i) {
     if (!result.identities[i].has_value()) todo.push_back(i);
   }
+  changed = changed || !todo.empty();
 
   absl::Mutex mu;
   size_t finished = 0;
@@ -199,6 +206,7 @@ absl::StatusOr<EnrollmentResult> EnsureIdentities(const EnrollmentOptions& optio
           result.identities[index] = SimIdentity{SimFqdn(index), std::move(*credentials)};
           ++result.enrolled;
         } else {
+          if (result.first_error.ok()) result.first_error = credentials.status();
           ++result.errors[absl::StatusCodeToString(credentials.status().code())];
           if (credentials.status().code() != absl::StatusCode::kCancelled) {
             common::LogWarning("enrolling ", SimFqdn(index), ": ", credentials.status().ToString());
@@ -220,7 +228,9 @@ absl::StatusOr<EnrollmentResult> EnsureIdentities(const EnrollmentOptions& optio
     }
     workers.Shutdown();
   }
-  CF_RETURN_IF_ERROR(save(), "saving the identity cache");
+  if (changed) {
+    CF_RETURN_IF_ERROR(save(), "saving the identity cache");
+  }
   return result;
 }
 

@@ -65,6 +65,7 @@ struct EnrollmentResult {
   int64_t cached = 0;
   int64_t enrolled = 0;
   std::map<std::string, int64_t> errors;  // by status code name
+  absl::Status first_error;               // the first enrollment that failed; OK when none
 };
 
 // The FQDN of simulated agent `index` (0-based): "sim-00001.sim.certfleet.test".
@@ -74,8 +75,8 @@ std::string SimFqdn(int index);
 // controller still knows and whose certificate lives long enough, enrolls the others (retrying
 // Unavailable twice), and saves the cache (also every 30 s while enrolling). `stopped` is polled;
 // once it returns true no new enrollment starts. Errors: the cache cannot be read (DataLoss for a
-// corrupt one) or written, or the admin API fails (its status); a single agent's enrollment
-// failure is counted in `errors`, not returned.
+// corrupt one) or written, or the admin API fails (its status: Unavailable when the controller
+// cannot be reached); a single agent's enrollment failure is counted in `errors`, not returned.
 absl::StatusOr<EnrollmentResult> EnsureIdentities(const EnrollmentOptions& options,
                                                   AdminClient& admin,
                                                   const std::function<bool()>& stopped);

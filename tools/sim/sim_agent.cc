@@ -116,11 +116,6 @@ bool SimAgent::Finished() const {
   return stopping_ && stream_ == nullptr && !draining_;
 }
 
-bool SimAgent::Renewed() const {
-  absl::MutexLock lock(&mu_);
-  return renewed_;
-}
-
 void SimAgent::Send(const AgentMessage& message) {
   std::shared_ptr<AgentStream> stream;
   {
@@ -136,8 +131,7 @@ void SimAgent::SendOutcome(const std::string& id, const model::CommandOutcome& o
   Send(m);
 }
 
-void SimAgent::OnMessage(AgentStream& stream, const ControllerMessage& message) {
-  (void)stream;
+void SimAgent::OnMessage(AgentStream& /*stream*/, const ControllerMessage& message) {
   switch (message.payload_case()) {
     case ControllerMessage::kWelcome:
       OnWelcome(message.welcome());

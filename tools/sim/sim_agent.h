@@ -74,9 +74,10 @@ struct SimAgentDeps {
 // full-jitter backoff. No thread of its own: stream reactions run on gRPC's threads, blocking
 // work on the shared executor, timed work on the shared timer queue.
 //
-// The host changes only through commands, so the agent scans it at each connect, after each
-// command and when the controller asks for a full inventory; at each interval, where the real
-// agent would scan and find nothing changed, it sends a Heartbeat.
+// The host changes only through commands, so the agent scans it before the launch and after
+// each command, and reuses that scan (for at most 10 minutes) for the full inventory of a new
+// stream or of a resync; at each interval, where the real agent would scan and find nothing
+// changed, it sends a Heartbeat.
 //
 // Commands of one agent run one at a time in arrival order, as do acknowledgements and re-sends
 // (all of them use the journal): a per-agent strand over the shared executor.
@@ -101,10 +102,8 @@ class SimAgent final : public StreamListener {
   // No more reconnects; the stream is cancelled. Commands queued but not started are dropped
   // (the controller sends them again to the next process).
   void Stop();
-  // Stopped and the stream has ended.
+  // Stopped, the stream has ended and no strand work is queued or running.
   bool Finished() const;
-  // Completed a renew, then an install, then a rebind (or an install that binds), all succeeded.
-  bool Renewed() const;
 
   const std::string& fqdn() const { return fqdn_; }
 
@@ -135,7 +134,8 @@ class SimAgent final : public StreamListener {
   void MarkReported(const std::string& id);
   // Opens the journal when closed. Strand only.
   absl::Status EnsureJournal();
-  // Tracks renew -> install -> rebind.
+  // Tracks renew -> install -> rebind (or an install that binds), each succeeded; the first
+  // completed sequence counts in Stats::RenewalCompleted.
   void NoteSuccess(const common::model::Command& command) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const SimAgentOptions options_;

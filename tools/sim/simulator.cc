@@ -166,6 +166,13 @@ absl::StatusOr<Report> Simulator::Run() {
   common::LogInfo("identities: ", enrolled.cached, " cached, ", enrolled.enrolled, " enrolled in ",
                   absl::FormatDuration(clock_.Now() - enroll_start), " (", Resources(), ")");
 
+  if (Stopped()) {
+    report.end_reason = "signal";
+    report.rss_peak_kb = PeakRssKb();
+    CpuSeconds(&report.cpu_user_s, &report.cpu_system_s);
+    return report;
+  }
+
   // Hosts, seeded on the executor.
   std::unique_ptr<KeyPool> renew_keys;
   if (options_.key_pool > 0) {
@@ -181,6 +188,9 @@ absl::StatusOr<Report> Simulator::Run() {
   std::vector<int> indexes;
   for (int i = 0; i < options_.agents; ++i) {
     if (enrolled.identities[i].has_value()) indexes.push_back(i);
+  }
+  if (indexes.empty()) {
+    return common::Annotate(enrolled.first_error, "no agent could be enrolled");
   }
   std::vector<std::unique_ptr<agent::platform::MemoryHostPlatform>> hosts(indexes.size());
   std::vector<absl::Status> host_errors(indexes.size());
@@ -283,7 +293,8 @@ absl::StatusOr<Report> Simulator::Run() {
     if (now >= next_progress) {
       next_progress = now + kProgressEvery;
       common::LogInfo("connected ", stats.connected_now(), " of ", agents.size(), " (ever ",
-                      stats.connected_ever(), "); renewals completed ", stats.renewals_completed());
+                      stats.connected_ever(), "); renewals completed ", stats.renewals_completed(),
+                      " (", Resources(), ")");
     }
     clock_.SleepFor(kPoll);
   }
@@ -309,8 +320,9 @@ absl::StatusOr<Report> Simulator::Run() {
     all_finished = false;
     static_cast<void>(a.release());
   }
-  if (!all_finished)
+  if (!all_finished) {
     common::LogWarning("some streams did not end within ", absl::FormatDuration(kStopGrace));
+  }
   executor.Shutdown();
   agents.clear();
 
